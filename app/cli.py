@@ -1,0 +1,294 @@
+"""The `orderline` command: serving, workers, migrations, tokens, shops and jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+from sqlalchemy import select
+
+from app import create_app
+from app.config import load_settings
+from app.orders.types import Role
+from app.runtime import Runtime
+
+
+def _runtime() -> Runtime:
+    return current_app.extensions["orderline"]  # type: ignore[no-any-return]
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+@click.group(cls=FlaskGroup, create_app=create_app, add_default_commands=False, add_version_option=False)
+def cli() -> None:
+    """Orderline: one order hub for every sales channel."""
+
+
+# --- serving --------------------------------------------------------------------------------------------
+
+
+def _dev_bootstrap(app: Flask) -> dict[str, str]:
+    """First run on embedded defaults: a schema, a manual shop to put orders in, and an API token."""
+    from app import migrate
+    from app.api.auth import create_token
+    from app.models import Shop
+
+    runtime: Runtime = app.extensions["orderline"]
+    migrate.upgrade(runtime.db)
+    token_file = runtime.settings.instance_dir / "dev-api-token"
+    with runtime.db.session() as session:
+        if session.execute(select(Shop.id).where(Shop.channel == "manual")).first() is None:
+            session.add(Shop(channel="manual", name="Phone and counter sales", external_id="manual",
+                             currency="USD"))
+        if not token_file.exists():
+            token = create_token(session, "development", Role.MANAGER)
+            token_file.write_text(token)
+            token_file.chmod(0o600)
+    return {"token": token_file.read_text().strip()}
+
+
+@cli.command("serve", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="Do not start a worker beside the web server.")
+def serve(host: str, port: int, no_worker: bool) -> None:
+    """Run Orderline. With no settings: SQLite, an embedded Redis and a worker, for a first look.
+
+    In production (ORDERLINE_ENV=production) this runs gunicorn as the Procfile does; run workers apart.
+    """
+    settings = load_settings()
+    if settings.is_production:
+        os.execvp("gunicorn", ["gunicorn", "--config", "python:app.gunicorn_conf",  # noqa: S606,S607
+                               "--bind", f"{host}:{port}", "app:create_app()"])
+    from app.devserver import redis_reachable, start_embedded_redis, start_worker_process
+
+    env: dict[str, str] = {}
+    if not redis_reachable(settings.redis_url):
+        env["REDIS_URL"] = start_embedded_redis(settings.instance_dir / "redis")
+        os.environ.update(env)
+        settings = settings.with_overrides(redis_url=env["REDIS_URL"])
+    app = create_app(settings)
+    bootstrap = _dev_bootstrap(app)
+    if not no_worker:
+        start_worker_process(env)
+    base = f"http://{host}:{port}"
+    click.secho(f"""
+Orderline is running at {base}  (development defaults: {'embedded Redis, ' if env else ''}database {settings.sqlalchemy_url})
+  API token (manager):  {bootstrap['token']}
+  Try:  curl -s {base}/healthz
+        curl -s -H 'Authorization: Bearer {bootstrap['token']}' {base}/api/v1/orders
+  API description:  {base}/api/v1/openapi.json
+""", fg="green", err=True)
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@cli.command("worker")
+@click.argument("queues", nargs=-1)
+@click.option("--burst", is_flag=True, help="Run what is queued, then exit.")
+@click.option("--simple", is_flag=True, help="Run jobs in this process instead of a fork per job.")
+def worker(queues: tuple[str, ...], burst: bool, simple: bool) -> None:
+    """Work the job queues (all of them by default), with the scheduler and the outbox sweeper."""
+    from jobs.worker import run_worker
+
+    run_worker(_runtime(), queues, burst=burst, simple=simple)
+
+
+# --- database -------------------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database migrations (Alembic)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (the newest by default)."""
+    from app import migrate
+
+    migrate.upgrade(_runtime().db, revision)
+    click.echo(f"database at {migrate.current_revision(_runtime().db)}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database back to REVISION."""
+    from app import migrate
+
+    migrate.downgrade(_runtime().db, revision)
+
+
+@db_group.command("current")
+def db_current() -> None:
+    """Show the database's migration revision."""
+    from app import migrate
+
+    click.echo(migrate.current_revision(_runtime().db) or "empty (run `orderline db upgrade`)")
+
+
+@db_group.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message: str) -> None:
+    """Write a new migration from the difference between the models and the database."""
+    from app import migrate
+
+    migrate.revision(_runtime().db, message)
+
+
+# --- tokens ---------------------------------------------------------------------------------------------
+
+
+@cli.group("tokens")
+def tokens_group() -> None:
+    """API tokens."""
+
+
+@tokens_group.command("create")
+@click.option("--name", required=True, help="Who or what uses it.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default="operator", show_default=True)
+def tokens_create(name: str, role: str) -> None:
+    """Create a token; it is shown once and stored only as a hash."""
+    from app.api.auth import create_token
+
+    with _runtime().db.session() as session:
+        token = create_token(session, name, Role(role))
+    click.echo(token)
+
+
+@tokens_group.command("list")
+def tokens_list() -> None:
+    """List tokens (never their values)."""
+    from app.models import ApiToken
+
+    with _runtime().db.session() as session:
+        for t in session.execute(select(ApiToken).order_by(ApiToken.id)).scalars():
+            state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "active"
+            click.echo(f"{t.id}\t{t.name}\t{t.role}\t{state}\tlast used {t.last_used_at or 'never'}")
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token by id."""
+    from app.models import ApiToken
+    from app.store import utcnow
+
+    with _runtime().db.session() as session:
+        token = session.get(ApiToken, token_id)
+        if token is None:
+            raise click.ClickException(f"no token {token_id}")
+        token.revoked_at = utcnow()
+    click.echo(f"token {token_id} revoked")
+
+
+# --- shops ----------------------------------------------------------------------------------------------
+
+
+@cli.group("shops")
+def shops_group() -> None:
+    """Shops on every channel."""
+
+
+@shops_group.command("add")
+@click.option("--channel", required=True, type=click.Choice(["shopify", "woocommerce", "bigcommerce", "manual"]))
+@click.option("--name", required=True)
+@click.option("--external-id", required=True, help="myshopify domain, store URL or store hash")
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--webhook-secret-env", help="Name of an environment variable holding the webhook secret.")
+def shops_add(channel: str, name: str, external_id: str, currency: str, timezone: str,
+              webhook_secret_env: str | None) -> None:
+    """Register a shop. Secrets are read from the environment, never from the command line."""
+    from app.api.schemas import ShopIn
+    from app.models import Shop
+
+    data = {"channel": channel, "name": name, "external_id": external_id, "currency": currency,
+            "timezone": timezone}
+    if webhook_secret_env:
+        secret = os.environ.get(webhook_secret_env)
+        if not secret:
+            raise click.ClickException(f"${webhook_secret_env} is empty")
+        data["webhook_secret"] = secret
+    errors = ShopIn().validate(data)
+    if errors:
+        raise click.ClickException(f"not a valid shop: {errors}")
+    with _runtime().db.session() as session:
+        shop = Shop(channel=channel, name=name, external_id=external_id, currency=currency, timezone=timezone)
+        if "webhook_secret" in data:
+            shop.webhook_secret_encrypted = current_app.extensions["orderline.secrets"].seal(data["webhook_secret"])
+        session.add(shop)
+        session.flush()
+        click.echo(f"shop {shop.id} registered: {channel} {external_id}")
+
+
+@shops_group.command("list")
+def shops_list() -> None:
+    """List shops."""
+    from app.models import Shop
+
+    with _runtime().db.session() as session:
+        for s in session.execute(select(Shop).order_by(Shop.id)).scalars():
+            click.echo(f"{s.id}\t{s.channel}\t{s.external_id}\t{s.name}\t{'active' if s.active else 'inactive'}")
+
+
+# --- jobs -----------------------------------------------------------------------------------------------
+
+
+@cli.group("jobs")
+def jobs_group() -> None:
+    """Background jobs: what failed, and running it again."""
+
+
+@jobs_group.command("failed")
+@click.option("--json", "as_json", is_flag=True)
+def jobs_failed(as_json: bool) -> None:
+    """List failed jobs with their last error."""
+    from app.models import OutboxEvent
+
+    with _runtime().db.session() as session:
+        rows = session.execute(select(OutboxEvent).where(OutboxEvent.status == "failed")
+                               .order_by(OutboxEvent.id)).scalars().all()
+    if as_json:
+        _echo_json([{"id": r.id, "job": r.job, "payload": r.payload, "attempts": r.attempts,
+                     "error": r.last_error, "finished_at": r.finished_at} for r in rows])
+        return
+    if not rows:
+        click.echo("no failed jobs")
+    for r in rows:
+        click.echo(f"{r.id}\t{r.job}\t{json.dumps(r.payload)}\tattempts={r.attempts}\t{r.last_error}")
+
+
+@jobs_group.command("requeue")
+@click.argument("job_ids", nargs=-1, type=int)
+@click.option("--all", "requeue_all", is_flag=True, help="Requeue every failed job.")
+def jobs_requeue(job_ids: tuple[int, ...], requeue_all: bool) -> None:
+    """Run failed jobs again, once the cause is fixed."""
+    from jobs.relay import requeue_failed
+
+    if not job_ids and not requeue_all:
+        raise click.UsageError("name the job ids to requeue, or pass --all")
+    done = requeue_failed(_runtime(), None if requeue_all else job_ids)
+    missing = sorted(set(job_ids) - set(done))
+    click.echo(f"requeued {len(done)} job(s)" + (f"; not failed or unknown: {missing}" if missing else ""))
+
+
+@jobs_group.command("sweep")
+def jobs_sweep() -> None:
+    """Enqueue outbox work that never reached Redis or was lost there (workers do this every 15 s)."""
+    from jobs.relay import sweep
+
+    click.echo(f"enqueued {sweep(_runtime())} job(s)")
+
+
+def main() -> None:
+    cli(prog_name="orderline")

@@ -1,0 +1,129 @@
+"""Settings, read once from the environment (and a `.env` file in the working directory)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+DEFAULT_INSTANCE_DIR = Path("instance")
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where state lives. An empty DATABASE_URL means the embedded SQLite file.
+    database_url: str = ""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    instance_dir: Path = DEFAULT_INSTANCE_DIR
+    # "production" refuses the development defaults (SQLite fallback, embedded Redis, generated keys).
+    env: str = "development"
+    secret_key: str = ""
+    public_base_url: str = "http://127.0.0.1:5000"
+    max_body_bytes: int = 1024 * 1024
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Jobs
+    job_max_attempts: int = 8
+    job_backoff_base_seconds: float = 2.0
+    job_backoff_cap_seconds: float = 600.0
+    sweep_interval_seconds: float = 15.0
+    # A job enqueued longer ago than this with no trace in Redis is considered lost and re-enqueued.
+    sweep_grace_seconds: float = 60.0
+    worker_ttl_seconds: int = 35
+    # Providers (used by later integrations; listed here so the README has one table).
+    shopify_api_secret: str = ""
+    shopify_api_base_url: str = ""
+    slack_bot_token: str = ""
+    slack_signing_secret: str = ""
+    slack_api_base_url: str = "https://slack.com/api/"
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from_number: str = ""
+    twilio_api_base_url: str = "https://api.twilio.com"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{(self.instance_dir / 'orderline.sqlite3').resolve()}"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown settings: {sorted(unknown)}")
+        return replace(self, **overrides)
+
+
+ENV_NAMES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "instance_dir": "ORDERLINE_INSTANCE_DIR",
+    "env": "ORDERLINE_ENV",
+    "secret_key": "ORDERLINE_SECRET_KEY",
+    "public_base_url": "PUBLIC_BASE_URL",
+    "max_body_bytes": "ORDERLINE_MAX_BODY_BYTES",
+    "log_level": "LOG_LEVEL",
+    "log_json": "LOG_JSON",
+    "job_max_attempts": "ORDERLINE_JOB_MAX_ATTEMPTS",
+    "job_backoff_base_seconds": "ORDERLINE_JOB_BACKOFF_BASE_SECONDS",
+    "job_backoff_cap_seconds": "ORDERLINE_JOB_BACKOFF_CAP_SECONDS",
+    "sweep_interval_seconds": "ORDERLINE_SWEEP_INTERVAL_SECONDS",
+    "sweep_grace_seconds": "ORDERLINE_SWEEP_GRACE_SECONDS",
+    "worker_ttl_seconds": "ORDERLINE_WORKER_TTL_SECONDS",
+    "shopify_api_secret": "SHOPIFY_API_SECRET",
+    "shopify_api_base_url": "SHOPIFY_API_BASE_URL",
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_api_base_url": "SLACK_API_BASE_URL",
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_from_number": "TWILIO_FROM_NUMBER",
+    "twilio_api_base_url": "TWILIO_API_BASE_URL",
+}
+
+
+def normalize_database_url(url: str) -> str:
+    # Managed platforms hand out postgres:// URLs; SQLAlchemy wants an explicit driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment; `overrides` (tests, CLI flags) win."""
+    if environ is None:
+        load_dotenv(Path.cwd() / ".env", override=False)
+        environ = dict(os.environ)
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    for name, env_name in ENV_NAMES.items():
+        raw = environ.get(env_name)
+        if raw is None or raw == "":
+            continue
+        current = getattr(defaults, name)
+        if isinstance(current, bool):
+            values[name] = _bool(raw)
+        elif isinstance(current, int):
+            values[name] = int(raw)
+        elif isinstance(current, float):
+            values[name] = float(raw)
+        elif isinstance(current, Path):
+            values[name] = Path(raw)
+        else:
+            values[name] = raw
+    values.update(overrides)
+    return defaults.with_overrides(**values)

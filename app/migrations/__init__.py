@@ -1,0 +1,1 @@
+"""Alembic migrations; run with `orderline db upgrade` (the Procfile's release step)."""

@@ -1,0 +1,1 @@
+"""The order domain: statuses, the one way to change an order, and its timeline."""

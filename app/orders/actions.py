@@ -1,0 +1,295 @@
+"""The only way an order changes.
+
+Every function here checks the transition against `statuses.TRANSITIONS`, writes the timeline entry and the
+outbox rows for the work it triggers, all in the caller's transaction: either everything lands or nothing.
+Callers (API, Slack, jobs, ingest) open the transaction; these functions never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import outbox
+from app.models import Address, LineItem, Order, OrderEvent, Shop
+from app.money import amount_problem, is_currency, minor_units
+from app.orders.errors import Forbidden, IllegalTransition, InvalidOrder, NotFound, VersionConflict
+from app.orders.statuses import CANCELLABLE, OrderStatus, can_transition
+from app.orders.types import Actor, NewAddress, NewOrder, Role
+from app.requestctx import current_request_id
+from app.store import utcnow
+
+
+def record_event(
+    session: Session, order: Order, actor: Actor, type: str, message: str, **data: Any
+) -> OrderEvent:
+    """Append one entry to the order's timeline."""
+    event = OrderEvent(
+        order=order,
+        type=type,
+        actor_kind=str(actor.kind),
+        actor_id=actor.id,
+        actor_name=actor.name,
+        message=message,
+        data=data,
+        request_id=current_request_id(),
+        created_at=utcnow(),
+    )
+    session.add(event)
+    return event
+
+
+def load_order(session: Session, order_id: int, *, expected_version: int | None = None) -> Order:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist")
+    if expected_version is not None and order.version != expected_version:
+        raise VersionConflict(order_id, expected=expected_version, current=order.version)
+    return order
+
+
+def _flush(session: Session, order: Order) -> None:
+    # The version column turns a concurrent writer's UPDATE into zero rows: that is the conflict.
+    try:
+        session.flush()
+    except StaleDataError as err:
+        raise VersionConflict(order.id, expected=None, current=None) from err
+
+
+def _move(session: Session, order: Order, target: OrderStatus, actor: Actor, *, action: str) -> str:
+    current = order.status
+    if not can_transition(current, target):
+        raise IllegalTransition(current, str(target), action=action)
+    order.status = str(target)
+    return current
+
+
+# --- creating -------------------------------------------------------------------------------------------
+
+
+def _check_new_order(data: NewOrder) -> None:
+    problems: dict[str, Any] = {}
+    if not is_currency(data.currency):
+        problems["currency"] = [f"'{data.currency}' is not an ISO 4217 currency code"]
+    if not data.line_items:
+        problems["line_items"] = ["an order needs at least one line item"]
+    for index, item in enumerate(data.line_items):
+        item_problems: dict[str, list[str]] = {}
+        if item.quantity <= 0:
+            item_problems["quantity"] = ["must be at least 1"]
+        if "currency" not in problems:
+            for name in ("unit_price", "total_discount"):
+                problem = amount_problem(getattr(item, name), data.currency)
+                if problem:
+                    item_problems[name] = [problem]
+        if item_problems:
+            problems.setdefault("line_items", {})[index] = item_problems
+    if "currency" not in problems:
+        for name in ("shipping_total", "tax_total", "discount_total"):
+            problem = amount_problem(getattr(data, name), data.currency)
+            if problem:
+                problems[name] = [problem]
+    if problems:
+        raise InvalidOrder("the order is not valid", fields=problems)
+
+
+def _address(kind: str, value: NewAddress) -> Address:
+    return Address(kind=kind, **{k: getattr(value, k) for k in NewAddress.__dataclass_fields__})
+
+
+def _next_number(session: Session, shop: Shop) -> str:
+    # One atomic UPDATE … RETURNING, so two manual orders at once never share a number.
+    number = session.execute(
+        update(Shop)
+        .where(Shop.id == shop.id)
+        .values(next_order_number=Shop.next_order_number + 1)
+        .returning(Shop.next_order_number - 1)
+    ).scalar_one()
+    return str(number)
+
+
+def _exact(amount: Decimal, currency: str) -> Decimal:
+    # Already checked to have no more places than the currency: this only pads ("49" -> "49.00").
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)))
+
+
+def create_order(session: Session, shop: Shop, data: NewOrder, actor: Actor) -> Order:
+    """Store a new order as `received` and ask for it to be triaged."""
+    _check_new_order(data)
+    cur = data.currency
+    subtotal = _exact(sum((i.unit_price * i.quantity - i.total_discount for i in data.line_items), Decimal("0")), cur)
+    total = _exact(subtotal + data.shipping_total + data.tax_total - data.discount_total, cur)
+    if total < 0:
+        raise InvalidOrder("the order total would be negative", fields={"discount_total": ["exceeds the order value"]})
+    now = utcnow()
+    order = Order(
+        shop=shop,
+        channel=shop.channel,
+        external_id=data.external_id or uuid4().hex,
+        number=data.number or _next_number(session, shop),
+        status=str(OrderStatus.RECEIVED),
+        financial_status=data.financial_status,
+        currency=data.currency,
+        subtotal=subtotal,
+        shipping_total=_exact(data.shipping_total, cur),
+        tax_total=_exact(data.tax_total, cur),
+        discount_total=_exact(data.discount_total, cur),
+        total=total,
+        customer_name=data.customer_name,
+        customer_email=data.customer_email,
+        customer_phone=data.customer_phone,
+        customer_locale=data.customer_locale,
+        shipping_level=data.shipping_level,
+        note=data.note,
+        tags=list(data.tags),
+        risk_level=data.risk_level,
+        placed_at=data.placed_at or now,
+        channel_updated_at=data.channel_updated_at,
+        created_at=now,
+        updated_at=now,
+    )
+    order.line_items = [
+        LineItem(
+            external_id=i.external_id, sku=i.sku, title=i.title, variant_title=i.variant_title,
+            quantity=i.quantity, unit_price=_exact(i.unit_price, cur), total_discount=_exact(i.total_discount, cur),
+            requires_shipping=i.requires_shipping,
+        )
+        for i in data.line_items
+    ]
+    if data.shipping_address:
+        order.addresses.append(_address("shipping", data.shipping_address))
+    if data.billing_address:
+        order.addresses.append(_address("billing", data.billing_address))
+    session.add(order)
+    session.flush()
+    record_event(session, order, actor, "order.received",
+                 f"Order {order.number} received from {shop.channel}",
+                 total=str(total), currency=data.currency, items=sum(i.quantity for i in data.line_items))
+    outbox.add_job(session, outbox.JobName.TRIAGE_ORDER, order_id=order.id)
+    return order
+
+
+# --- acting on an order ---------------------------------------------------------------------------------
+
+
+def triage(session: Session, order_id: int, actor: Actor | None = None) -> Order:
+    """Decide whether a received order needs a person or can go straight on."""
+    actor = actor or Actor.system()
+    order = load_order(session, order_id)
+    if order.status != OrderStatus.RECEIVED:
+        return order  # already triaged: a repeated job changes nothing
+    auto = bool((order.shop.settings or {}).get("auto_approve", False))
+    target = OrderStatus.APPROVED if auto else OrderStatus.NEEDS_REVIEW
+    _move(session, order, target, actor, action="triage")
+    if auto:
+        record_event(session, order, actor, "order.approved", "Approved automatically (shop setting)")
+    else:
+        record_event(session, order, actor, "order.needs_review", "Waiting for review")
+    _flush(session, order)
+    return order
+
+
+def approve(session: Session, order_id: int, actor: Actor, *, expected_version: int | None = None,
+            **_: Any) -> Order:
+    order = load_order(session, order_id, expected_version=expected_version)
+    _move(session, order, OrderStatus.APPROVED, actor, action="approve")
+    record_event(session, order, actor, "order.approved", f"Approved by {actor.name or actor.kind}")
+    _flush(session, order)
+    return order
+
+
+def hold(session: Session, order_id: int, actor: Actor, *, reason: str,
+         expected_version: int | None = None, **_: Any) -> Order:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidOrder("a hold needs a reason", fields={"reason": ["is required"]})
+    order = load_order(session, order_id, expected_version=expected_version)
+    previous = _move(session, order, OrderStatus.ON_HOLD, actor, action="hold")
+    order.status_before_hold = previous
+    order.hold_reason = reason
+    record_event(session, order, actor, "order.held", f"Held by {actor.name or actor.kind}: {reason}",
+                 reason=reason, held_from=previous)
+    _flush(session, order)
+    return order
+
+
+def release(session: Session, order_id: int, actor: Actor, *, expected_version: int | None = None,
+            **_: Any) -> Order:
+    order = load_order(session, order_id, expected_version=expected_version)
+    if order.status != OrderStatus.ON_HOLD:
+        raise IllegalTransition(order.status, "released", action="release")
+    resume_to = OrderStatus(order.status_before_hold or OrderStatus.NEEDS_REVIEW)
+    _move(session, order, resume_to, actor, action="release")
+    order.status_before_hold = None
+    order.hold_reason = None
+    record_event(session, order, actor, "order.released",
+                 f"Released by {actor.name or actor.kind}; back to {resume_to}", resumed=str(resume_to))
+    _flush(session, order)
+    return order
+
+
+def cancel(session: Session, order_id: int, actor: Actor, *, reason: str,
+           expected_version: int | None = None, **_: Any) -> Order:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidOrder("a cancellation needs a reason", fields={"reason": ["is required"]})
+    order = load_order(session, order_id, expected_version=expected_version)
+    if order.status not in CANCELLABLE:
+        raise IllegalTransition(order.status, str(OrderStatus.CANCELLED), action="cancel")
+    previous = _move(session, order, OrderStatus.CANCELLED, actor, action="cancel")
+    order.cancel_reason = reason
+    order.status_before_hold = None
+    record_event(session, order, actor, "order.cancelled",
+                 f"Cancelled by {actor.name or actor.kind}: {reason}", reason=reason, cancelled_from=previous)
+    _flush(session, order)
+    return order
+
+
+def add_note(session: Session, order_id: int, actor: Actor, *, text: str,
+             expected_version: int | None = None, **_: Any) -> Order:
+    text = (text or "").strip()
+    if not text:
+        raise InvalidOrder("a note needs text", fields={"text": ["is required"]})
+    order = load_order(session, order_id, expected_version=expected_version)
+    record_event(session, order, actor, "order.note_added", text)
+    # A note changes what staff see, so it bumps the version like any other change.
+    order.updated_at = utcnow()
+    _flush(session, order)
+    return order
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A staff action: what it does and the least role that may do it."""
+
+    run: Callable[..., Order]
+    role: Role
+    needs: tuple[str, ...] = ()
+
+
+ACTIONS: dict[str, ActionSpec] = {
+    "approve": ActionSpec(approve, Role.OPERATOR),
+    "hold": ActionSpec(hold, Role.OPERATOR, needs=("reason",)),
+    "release": ActionSpec(release, Role.OPERATOR),
+    "cancel": ActionSpec(cancel, Role.MANAGER, needs=("reason",)),
+    "note": ActionSpec(add_note, Role.VIEWER, needs=("text",)),
+}
+
+
+def perform(session: Session, order_id: int, name: str, actor: Actor, **arguments: Any) -> Order:
+    """Run the staff action `name`, refusing it when the actor's role is too low."""
+    spec = ACTIONS.get(name)
+    if spec is None:
+        raise NotFound(f"there is no action '{name}'; actions are: {', '.join(sorted(ACTIONS))}")
+    if not actor.may(spec.role):
+        raise Forbidden(f"'{name}' needs the {spec.role} role; {actor.name or 'you'} are a {actor.role}")
+    if session.execute(select(Order.id).where(Order.id == order_id)).scalar() is None:
+        raise NotFound(f"order {order_id} does not exist")
+    return spec.run(session, order_id, actor, **arguments)

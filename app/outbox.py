@@ -1,0 +1,34 @@
+"""The transactional outbox: work is recorded in the same transaction as the change that asks for it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.models import OutboxEvent
+from app.requestctx import current_request_id
+
+# Ids of the outbox rows a session added, read by the relay once the session commits.
+SESSION_KEY = "orderline.outbox_ids"
+
+
+class JobName(StrEnum):
+    """Every job the domain can ask for; `jobs.registry` maps each to its function and queue."""
+
+    TRIAGE_ORDER = "triage_order"
+
+
+def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:
+    """Record that `job` must run with `payload` once this transaction commits."""
+    row = OutboxEvent(job=str(job), payload=payload, request_id=current_request_id())
+    session.add(row)
+    session.flush()
+    session.info.setdefault(SESSION_KEY, []).append(row.id)
+    return row
+
+
+def take_committed_ids(session: Session) -> list[int]:
+    """The outbox ids this session committed; called once, from the after-commit hook."""
+    return session.info.pop(SESSION_KEY, [])

@@ -1,0 +1,1 @@
+"""Web-only pieces: operations endpoints and request instrumentation."""

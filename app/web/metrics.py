@@ -1,0 +1,68 @@
+"""Prometheus metrics: request counts and latency, plus queue depths, outbox lag and failed jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.registry import FailedJobRegistry
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.models import OutboxEvent
+from app.runtime import Runtime
+from app.store import utcnow
+from jobs.queues import ALL_QUEUES
+
+
+class StateCollector(Collector):
+    """Reads the state of the store and the queues at scrape time, so every process reports the same."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self) -> Iterator[Any]:
+        depth = GaugeMetricFamily("orderline_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
+        rq_failed = GaugeMetricFamily("orderline_rq_failed_jobs", "Jobs in RQ's failed registry", labels=["queue"])
+        redis_up = GaugeMetricFamily("orderline_redis_up", "1 when Redis answered this scrape")
+        try:
+            for name in ALL_QUEUES:
+                queue = Queue(str(name), connection=self.runtime.redis)
+                depth.add_metric([str(name)], queue.count)
+                rq_failed.add_metric([str(name)], FailedJobRegistry(queue=queue).count)
+            redis_up.add_metric([], 1)
+        except RedisError:
+            redis_up.add_metric([], 0)
+        yield from (depth, rq_failed, redis_up)
+
+        outbox = GaugeMetricFamily("orderline_outbox_rows", "Outbox rows by status", labels=["status"])
+        lag = GaugeMetricFamily("orderline_outbox_lag_seconds", "Age of the oldest pending outbox row")
+        try:
+            with self.runtime.db.session() as session:
+                counts = dict(session.execute(select(OutboxEvent.status, func.count())
+                                              .where(OutboxEvent.status != "done")
+                                              .group_by(OutboxEvent.status)).all())
+                oldest = session.execute(select(func.min(OutboxEvent.created_at))
+                                         .where(OutboxEvent.status == "pending")).scalar()
+        except SQLAlchemyError:
+            return
+        for status in ("pending", "failed"):
+            outbox.add_metric([status], counts.get(status, 0))
+        lag.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0.0)
+        yield from (outbox, lag)
+
+
+class Metrics:
+    def __init__(self, runtime: Runtime) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("orderline_http_requests_total", "HTTP requests answered",
+                                ["method", "endpoint", "status"], registry=self.registry)
+        self.latency = Histogram("orderline_http_request_duration_seconds", "HTTP request latency",
+                                 ["method", "endpoint"], registry=self.registry,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.registry.register(StateCollector(runtime))

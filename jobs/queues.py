@@ -1,0 +1,22 @@
+"""Queues by latency class: a slow carrier call never waits behind, or delays, an ingest."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class QueueName(StrEnum):
+    # Seconds matter: webhooks waiting to become orders, staff waiting for a button's effect.
+    INGEST = "ingest"
+    # The fulfilment chain: triage, allocation, pick and pack.
+    FULFILMENT = "fulfilment"
+    # Calls to carriers and channels, which can be slow and rate-limited.
+    PROVIDERS = "providers"
+    # Slack cards and SMS.
+    NOTIFY = "notify"
+    # Reconciliation, digests, sweeps: nobody waits for these.
+    BACKGROUND = "background"
+
+
+# The order a worker listens in when it serves every queue.
+ALL_QUEUES: tuple[QueueName, ...] = tuple(QueueName)

@@ -1,0 +1,29 @@
+"""Every job the domain can ask for, with its function and queue: one line each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.outbox import JobName
+from jobs import orders
+from jobs.context import JobContext
+from jobs.queues import QueueName
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    func: Callable[[JobContext], None]
+    queue: QueueName
+
+
+JOBS: dict[str, JobSpec] = {
+    JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
+}
+
+
+def spec_for(job: str) -> JobSpec:
+    try:
+        return JOBS[job]
+    except KeyError:
+        raise LookupError(f"no job named '{job}' is registered in jobs.registry") from None

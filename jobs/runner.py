@@ -1,0 +1,89 @@
+"""Runs one outbox row's job: exactly-once database effects on top of RQ's at-least-once delivery."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import runtime as runtime_module
+from app.models import OutboxEvent
+from app.requestctx import bind_request_id, clear_request_id
+from app.runtime import Runtime
+from app.store import utcnow
+from jobs import relay
+from jobs.context import JobContext
+from jobs.registry import spec_for
+from jobs.retry import RetryPolicy, classify
+
+log = structlog.get_logger("orderline.jobs")
+
+
+def policy_for(runtime: Runtime) -> RetryPolicy:
+    s = runtime.settings
+    return RetryPolicy(s.job_max_attempts, s.job_backoff_base_seconds, s.job_backoff_cap_seconds)
+
+
+def _locked(session: Session, outbox_id: int) -> OutboxEvent | None:
+    # FOR UPDATE: a second copy of this job (RQ delivers at least once) waits here, then sees "done".
+    return session.execute(
+        select(OutboxEvent).where(OutboxEvent.id == outbox_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+def run_outbox(outbox_id: int) -> str:
+    """The RQ entry point for every job. Returns what happened, for RQ's result and the logs."""
+    runtime = runtime_module.current()
+    db = runtime.db
+    with db.session() as session:
+        row = _locked(session, outbox_id)
+        if row is None or row.status != "pending":
+            return "skipped: already closed"
+        if row.next_attempt_at and row.next_attempt_at > utcnow() + timedelta(seconds=1):
+            return "skipped: not due yet"
+        # Counted before running, so a job that kills its worker every time still runs out of attempts.
+        row.attempts += 1
+        attempt, job, request_id = row.attempts, row.job, row.request_id
+    bind_request_id(request_id)
+    log_ = log.bind(outbox_id=outbox_id, job=job, attempt=attempt)
+    policy = policy_for(runtime)
+    try:
+        if attempt > policy.max_attempts:
+            raise RuntimeError(f"gave up after {policy.max_attempts} attempts")
+        with db.session() as session:
+            row = _locked(session, outbox_id)
+            if row is None or row.status != "pending":
+                return "skipped: already closed"
+            spec_for(job).func(JobContext(outbox_id, dict(row.payload), session, runtime))
+            row.status, row.finished_at, row.last_error = "done", utcnow(), None
+        log_.info("job.done")
+        return "done"
+    except Exception as error:
+        retry, retry_after = classify(error)
+        return _after_failure(runtime, outbox_id, attempt, error, retry, retry_after, policy, log_)
+    finally:
+        clear_request_id()
+
+
+def _after_failure(runtime: Runtime, outbox_id: int, attempt: int, error: Exception, retry: bool,
+                   retry_after: float | None, policy: RetryPolicy, log_: structlog.BoundLogger) -> str:
+    message = f"{type(error).__name__}: {error}"[:2000]
+    with runtime.db.session() as session:
+        row = _locked(session, outbox_id)
+        if row is None or row.status != "pending":
+            return "skipped: already closed"
+        row.last_error = message
+        if retry and not policy.gives_up_after(attempt):
+            delay = policy.delay(attempt, retry_after)
+            row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            log_.warning("job.retry_scheduled", error=message, delay_seconds=round(delay, 2))
+        else:
+            row.status, row.finished_at = "failed", utcnow()
+            log_.error("job.failed", error=message, retryable=retry)
+    if retry and not policy.gives_up_after(attempt):
+        relay.schedule_retry(runtime, outbox_id)
+        return "retry scheduled"
+    # Re-raised so RQ keeps the traceback in its failed-job registry too.
+    raise error
