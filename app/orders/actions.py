@@ -57,10 +57,11 @@ def load_order(session: Session, order_id: int, *, expected_version: int | None 
 
 def _flush(session: Session, order: Order) -> None:
     # The version column turns a concurrent writer's UPDATE into zero rows: that is the conflict.
+    order_id = order.id  # read now: after a failed flush the session refuses attribute loads
     try:
         session.flush()
     except StaleDataError as err:
-        raise VersionConflict(order.id, expected=None, current=None) from err
+        raise VersionConflict(order_id, expected=None, current=None) from err
 
 
 def _move(session: Session, order: Order, target: OrderStatus, actor: Actor, *, action: str) -> str:
@@ -290,6 +291,9 @@ def perform(session: Session, order_id: int, name: str, actor: Actor, **argument
         raise NotFound(f"there is no action '{name}'; actions are: {', '.join(sorted(ACTIONS))}")
     if not actor.may(spec.role):
         raise Forbidden(f"'{name}' needs the {spec.role} role; {actor.name or 'you'} are a {actor.role}")
+    missing = [arg for arg in spec.needs if not str(arguments.get(arg) or "").strip()]
+    if missing:
+        raise InvalidOrder(f"'{name}' needs a {missing[0]}", fields={arg: ["is required"] for arg in missing})
     if session.execute(select(Order.id).where(Order.id == order_id)).scalar() is None:
         raise NotFound(f"order {order_id} does not exist")
     return spec.run(session, order_id, actor, **arguments)
