@@ -59,7 +59,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     runtime = install(build_runtime(settings))
     app.extensions["orderline"] = runtime
-    app.extensions["orderline.secrets"] = SecretBox(resolve_secret_key(settings))
+    runtime.secrets = SecretBox(resolve_secret_key(settings))
+    app.extensions["orderline.secrets"] = runtime.secrets
 
     from jobs.relay import install_after_commit
 
@@ -103,7 +104,10 @@ def _register(app: Flask) -> None:
     from app.api.errors import error_response
     from app.web.ops import bp as ops_bp
 
+    from app.webhooks import bp as webhooks_bp
+
     app.register_blueprint(ops_bp)
+    app.register_blueprint(webhooks_bp)
     init_api(app)
 
     @app.errorhandler(OrderError)

@@ -39,7 +39,12 @@ class Settings:
     worker_ttl_seconds: int = 35
     # Providers (used by later integrations; listed here so the README has one table).
     shopify_api_secret: str = ""
+    # During a secret rotation Shopify may sign with the old secret for up to an hour: both are accepted.
+    shopify_api_secret_previous: str = ""
     shopify_api_base_url: str = ""
+    shopify_api_version: str = "2026-07"
+    bigcommerce_api_base_url: str = "https://api.bigcommerce.com"
+    reconcile_interval_seconds: int = 300
     slack_bot_token: str = ""
     slack_signing_secret: str = ""
     slack_api_base_url: str = "https://slack.com/api/"
@@ -84,7 +89,11 @@ ENV_NAMES: dict[str, str] = {
     "sweep_grace_seconds": "ORDERLINE_SWEEP_GRACE_SECONDS",
     "worker_ttl_seconds": "ORDERLINE_WORKER_TTL_SECONDS",
     "shopify_api_secret": "SHOPIFY_API_SECRET",
+    "shopify_api_secret_previous": "SHOPIFY_API_SECRET_PREVIOUS",
     "shopify_api_base_url": "SHOPIFY_API_BASE_URL",
+    "shopify_api_version": "SHOPIFY_API_VERSION",
+    "bigcommerce_api_base_url": "BIGCOMMERCE_API_BASE_URL",
+    "reconcile_interval_seconds": "ORDERLINE_RECONCILE_INTERVAL_SECONDS",
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_api_base_url": "SLACK_API_BASE_URL",

@@ -38,6 +38,9 @@ class Shop(Base):
     credentials_encrypted: Mapped[str | None] = mapped_column(Text)
     webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    uninstalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Reconciliation polls for orders the channel changed after this instant.
+    reconciled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_order_number: Mapped[int] = mapped_column(Integer, default=1001)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -107,6 +110,7 @@ class Order(Base):
     events: Mapped[list[OrderEvent]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderEvent.id"
     )
+    refunds: Mapped[list[OrderRefund]] = relationship(cascade="all, delete-orphan", order_by="OrderRefund.id")
 
     def address(self, kind: str) -> Address | None:
         return next((a for a in self.addresses if a.kind == kind), None)
@@ -186,6 +190,21 @@ class Return(Base):
     order: Mapped[Order] = relationship(back_populates="returns")
 
 
+class OrderRefund(Base):
+    """A refund the channel made, kept so that the same refund reported twice is counted once."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (UniqueConstraint("order_id", "external_id", name="uq_order_refunds_order_external"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    line_items: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class OrderEvent(Base):
     """The order's timeline: append-only, one row per thing that happened to it."""
 
@@ -220,6 +239,8 @@ class InboundEvent(Base):
     shop_id: Mapped[int | None] = mapped_column(ForeignKey("shops.id", ondelete="SET NULL"))
     topic: Mapped[str] = mapped_column(String(128))
     delivery_id: Mapped[str] = mapped_column(String(255))
+    # The order it turned out to be about (set by ingest), so an erasure can find the bodies to scrub.
+    order_external_id: Mapped[str | None] = mapped_column(String(255))
     headers: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     body: Mapped[bytes] = mapped_column(LargeBinary)
     # received → processed | ignored | stale | failed
@@ -264,3 +285,18 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PrivacyRequest(Base):
+    """A customer data export or erasure a channel asked for (Shopify's compliance webhooks), and its result."""
+
+    __tablename__ = "privacy_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int | None] = mapped_column(ForeignKey("shops.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))  # customer_export | customer_redact | shop_redact
+    status: Mapped[str] = mapped_column(String(16), default="done")
+    orders_affected: Mapped[int] = mapped_column(Integer, default=0)
+    # The export itself (for customer_export); erasures keep only counts, never what was erased.
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -18,6 +18,7 @@ class JobName(StrEnum):
     """Every job the domain can ask for; `jobs.registry` maps each to its function and queue."""
 
     TRIAGE_ORDER = "triage_order"
+    INGEST_INBOUND = "ingest_inbound"
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

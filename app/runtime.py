@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from app.config import Settings
+from app.secrets_box import SecretBox
 from app.store import Database
 
 
@@ -16,6 +17,8 @@ class Runtime:
     settings: Settings
     db: Database
     redis: Redis
+    # Opens shop credentials and webhook secrets; set by create_app once the key is resolved.
+    secrets: SecretBox | None = None
 
 
 def connect_redis(url: str) -> Redis:

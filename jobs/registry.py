@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.outbox import JobName
-from jobs import orders
+from jobs import ingest, orders
 from jobs.context import JobContext
 from jobs.queues import QueueName
 
@@ -19,6 +19,7 @@ class JobSpec:
 
 JOBS: dict[str, JobSpec] = {
     JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
+    JobName.INGEST_INBOUND: JobSpec(ingest.ingest_inbound, QueueName.INGEST),
 }
 
 

@@ -29,6 +29,7 @@ from jobs.queues import ALL_QUEUES
 PG_ADMIN_URL = os.environ.get("ORDERLINE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_BASE_URL = os.environ.get("ORDERLINE_TEST_REDIS", "redis://127.0.0.1:6379")
 RUN_ID = f"{os.getpid()}_{secrets.token_hex(3)}"
+SHOPIFY_TEST_SECRET = "hush-shopify-app-secret"
 
 
 # --- PostgreSQL: one database per run ---------------------------------------------------------------------
@@ -120,7 +121,8 @@ def _empty(db: Database) -> None:
 @pytest.fixture
 def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, redis_url=redis_url, instance_dir=tmp_path, secret_key="test-key",
-                    job_backoff_base_seconds=0.2, job_backoff_cap_seconds=1.0, sweep_grace_seconds=0)
+                    job_backoff_base_seconds=0.2, job_backoff_cap_seconds=1.0, sweep_grace_seconds=0,
+                    shopify_api_secret=SHOPIFY_TEST_SECRET)
 
 
 @pytest.fixture

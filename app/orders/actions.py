@@ -14,15 +14,16 @@ from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import outbox
-from app.models import Address, LineItem, Order, OrderEvent, Shop
+from app.models import Address, LineItem, Order, OrderEvent, OrderRefund, Shop
 from app.money import amount_problem, is_currency, minor_units
 from app.orders.errors import Forbidden, IllegalTransition, InvalidOrder, NotFound, VersionConflict
 from app.orders.statuses import CANCELLABLE, OrderStatus, can_transition
-from app.orders.types import Actor, NewAddress, NewOrder, Role
+from app.orders.types import Actor, ActorKind, NewAddress, NewOrder, NewRefund, Role
 from app.requestctx import current_request_id
 from app.store import utcnow
 
@@ -160,7 +161,7 @@ def create_order(session: Session, shop: Shop, data: NewOrder, actor: Actor) -> 
         LineItem(
             external_id=i.external_id, sku=i.sku, title=i.title, variant_title=i.variant_title,
             quantity=i.quantity, unit_price=_exact(i.unit_price, cur), total_discount=_exact(i.total_discount, cur),
-            requires_shipping=i.requires_shipping,
+            requires_shipping=i.requires_shipping, fulfilled_quantity=i.fulfilled_quantity,
         )
         for i in data.line_items
     ]
@@ -297,3 +298,192 @@ def perform(session: Session, order_id: int, name: str, actor: Actor, **argument
     if session.execute(select(Order.id).where(Order.id == order_id)).scalar() is None:
         raise NotFound(f"order {order_id} does not exist")
     return spec.run(session, order_id, actor, **arguments)
+
+
+# --- what the channels say ------------------------------------------------------------------------------
+
+CHANNEL_FIELDS = ("number", "currency", "customer_name", "customer_email", "customer_phone", "customer_locale",
+                  "shipping_level", "shipping_total", "tax_total", "discount_total", "financial_status",
+                  "fulfillment_status", "note", "tags", "risk_level", "placed_at")
+
+
+def _channel_actor(shop: Shop) -> Actor:
+    return Actor(ActorKind.CHANNEL, shop.external_id, shop.channel)
+
+
+def apply_channel_order(session: Session, shop: Shop, data: NewOrder) -> tuple[Order, str]:
+    """Create or update the order a channel describes. Returns the order and what happened:
+    "created", "updated", "unchanged" or "stale" (older than what is stored: nothing applied)."""
+    if not data.external_id:
+        raise InvalidOrder("a channel order needs its channel id", fields={"external_id": ["is required"]})
+    actor = _channel_actor(shop)
+    order = session.execute(
+        select(Order).where(Order.shop_id == shop.id, Order.external_id == data.external_id).with_for_update()
+    ).scalar_one_or_none()
+    if order is None:
+        order = _create_from_channel(session, shop, data, actor)
+        if order is not None:
+            return order, "created"
+        # Another worker created it between our read and our insert: update that one instead.
+        order = session.execute(select(Order).where(
+            Order.shop_id == shop.id, Order.external_id == data.external_id).with_for_update()).scalar_one()
+    if (order.channel_updated_at and data.channel_updated_at
+            and data.channel_updated_at <= order.channel_updated_at):
+        return order, "stale" if data.channel_updated_at < order.channel_updated_at else "unchanged"
+    changed = _update_from_channel(session, order, data, actor)
+    _flush(session, order)
+    return order, "updated" if changed else "unchanged"
+
+
+def _create_from_channel(session: Session, shop: Shop, data: NewOrder, actor: Actor) -> Order | None:
+    savepoint = session.begin_nested()
+    try:
+        order = create_order(session, shop, data, actor)
+        order.fulfillment_status = data.fulfillment_status
+        for refund in data.refunds:
+            _apply_refund(session, order, refund, actor)
+        if data.cancelled:
+            order.status, order.cancel_reason = str(OrderStatus.CANCELLED), data.cancel_reason
+            record_event(session, order, actor, "order.cancelled",
+                         f"Cancelled on {shop.channel}" + (f": {data.cancel_reason}" if data.cancel_reason else ""))
+        savepoint.commit()
+        return order
+    except IntegrityError:
+        savepoint.rollback()
+        return None
+
+
+def _update_from_channel(session: Session, order: Order, data: NewOrder, actor: Actor) -> bool:
+    changes: dict[str, Any] = {}
+    for name in CHANNEL_FIELDS:
+        new = getattr(data, name)
+        if name == "number" and not new:
+            continue
+        if name == "placed_at" and new is None:
+            continue
+        if getattr(order, name) != new:
+            changes[name] = new
+            setattr(order, name, new)
+    for kind, value in (("shipping", data.shipping_address), ("billing", data.billing_address)):
+        current = order.address(kind)
+        wanted = _address(kind, value) if value else None
+        same = (current is None and wanted is None) or (
+            current is not None and wanted is not None
+            and all(getattr(current, k) == getattr(wanted, k) for k in NewAddress.__dataclass_fields__))
+        if not same:
+            if current is not None:
+                order.addresses.remove(current)
+                session.flush()
+            if wanted is not None:
+                order.addresses.append(wanted)
+            changes[f"{kind}_address"] = "changed"
+    items_changed = _sync_line_items(order, data)
+    if items_changed:
+        changes["line_items"] = items_changed
+    for refund in data.refunds:
+        if _apply_refund(session, order, refund, actor):
+            changes.setdefault("refunds", []).append(refund.external_id)
+    _recompute_totals(order)
+    order.channel_updated_at = data.channel_updated_at
+    if data.cancelled and order.status != OrderStatus.CANCELLED:
+        if order.status in CANCELLABLE:
+            previous = _move(session, order, OrderStatus.CANCELLED, actor, action="cancel")
+            order.cancel_reason = data.cancel_reason
+            record_event(session, order, actor, "order.cancelled",
+                         f"Cancelled on {order.channel}" + (f": {data.cancel_reason}" if data.cancel_reason else ""),
+                         cancelled_from=previous)
+        else:
+            # Already shipped here: the channel's cancellation needs a person (return, refund), not a silent flip.
+            record_event(session, order, actor, "order.cancel_requested_by_channel",
+                         f"Cancelled on {order.channel} after it was {order.status}; needs staff attention")
+        changes["cancelled"] = True
+    if changes:
+        record_event(session, order, actor, "order.updated_by_channel",
+                     f"Updated on {order.channel}: {', '.join(sorted(changes))}",
+                     fields=sorted(changes))
+    return bool(changes)
+
+
+def _sync_line_items(order: Order, data: NewOrder) -> list[str]:
+    """Make the stored items match the channel's: edits add, remove and change quantities."""
+    described: list[str] = []
+    current = {item.external_id: item for item in order.line_items if item.external_id}
+    wanted_ids = set()
+    for new in data.line_items:
+        key = new.external_id
+        wanted_ids.add(key)
+        item = current.get(key) if key else None
+        if item is None:
+            order.line_items.append(LineItem(
+                external_id=new.external_id, sku=new.sku, title=new.title, variant_title=new.variant_title,
+                quantity=new.quantity, unit_price=new.unit_price, total_discount=new.total_discount,
+                requires_shipping=new.requires_shipping, fulfilled_quantity=new.fulfilled_quantity))
+            described.append(f"added {new.sku or new.title}")
+            continue
+        for name in ("quantity", "unit_price", "total_discount", "sku", "title", "variant_title",
+                     "requires_shipping", "fulfilled_quantity"):
+            if getattr(item, name) != getattr(new, name):
+                if name == "quantity":
+                    described.append(f"{item.sku or item.title} quantity {item.quantity}→{new.quantity}")
+                setattr(item, name, getattr(new, name))
+    for key, item in current.items():
+        if key not in wanted_ids:
+            order.line_items.remove(item)
+            described.append(f"removed {item.sku or item.title}")
+    return described
+
+
+def _recompute_totals(order: Order) -> None:
+    subtotal = sum((i.unit_price * i.quantity - i.total_discount for i in order.line_items), Decimal("0"))
+    order.subtotal = _exact(subtotal, order.currency)
+    order.total = _exact(subtotal + order.shipping_total + order.tax_total - order.discount_total, order.currency)
+    order.refunded_total = _exact(sum((r.amount for r in order.refunds), Decimal("0")), order.currency)
+
+
+def _apply_refund(session: Session, order: Order, refund: NewRefund, actor: Actor) -> bool:
+    """Record a channel refund once; returns False when it was already known."""
+    if any(r.external_id == refund.external_id for r in order.refunds):
+        return False
+    order.refunds.append(OrderRefund(external_id=refund.external_id, amount=refund.amount,
+                                     line_items=dict(refund.line_items), reason=refund.reason,
+                                     created_at=refund.created_at or utcnow()))
+    by_id = {item.external_id: item for item in order.line_items}
+    for line_id, quantity in refund.line_items.items():
+        if line_id in by_id:
+            by_id[line_id].refunded_quantity += quantity
+    order.refunded_total = _exact(sum((r.amount for r in order.refunds), Decimal("0")), order.currency)
+    record_event(session, order, actor, "order.refunded",
+                 f"Refunded {order.currency} {refund.amount} on {order.channel}"
+                 + (f": {refund.reason}" if refund.reason else ""),
+                 refund_id=refund.external_id, amount=str(refund.amount), items=dict(refund.line_items))
+    return True
+
+
+def apply_channel_refund(session: Session, shop: Shop, order_external_id: str, refund: NewRefund) -> str:
+    """A refund reported on its own (Shopify `refunds/create`). Returns "applied", "duplicate" or "unknown_order"."""
+    order = session.execute(select(Order).where(
+        Order.shop_id == shop.id, Order.external_id == order_external_id).with_for_update()).scalar_one_or_none()
+    if order is None:
+        return "unknown_order"
+    applied = _apply_refund(session, order, refund, _channel_actor(shop))
+    _flush(session, order)
+    return "applied" if applied else "duplicate"
+
+
+def remove_on_channel(session: Session, shop: Shop, external_id: str, *, reason: str) -> str:
+    """The channel deleted or archived the order: cancel it here if it has not left the warehouse."""
+    order = session.execute(select(Order).where(
+        Order.shop_id == shop.id, Order.external_id == external_id).with_for_update()).scalar_one_or_none()
+    if order is None:
+        return "unknown_order"
+    actor = _channel_actor(shop)
+    if order.status in CANCELLABLE:
+        previous = _move(session, order, OrderStatus.CANCELLED, actor, action="cancel")
+        order.cancel_reason = reason
+        record_event(session, order, actor, "order.cancelled", f"{reason.capitalize()} on {shop.channel}",
+                     cancelled_from=previous)
+    else:
+        record_event(session, order, actor, "order.removed_on_channel",
+                     f"{reason.capitalize()} on {shop.channel} while {order.status}; left as it is")
+    _flush(session, order)
+    return "applied"

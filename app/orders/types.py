@@ -71,6 +71,19 @@ class NewLineItem:
     external_id: str | None = None
     total_discount: Decimal = Decimal("0")
     requires_shipping: bool = True
+    fulfilled_quantity: int = 0
+
+
+@dataclass(frozen=True)
+class NewRefund:
+    """A refund as the channel reports it; applied once per `external_id`."""
+
+    external_id: str
+    amount: Decimal
+    # line item external id → quantity refunded
+    line_items: dict[str, int] = field(default_factory=dict)
+    reason: str | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -95,3 +108,8 @@ class NewOrder:
     risk_level: str | None = None
     placed_at: datetime | None = None
     channel_updated_at: datetime | None = None
+    # What only a channel reports: its own fulfilment and cancellation state, and refunds so far.
+    fulfillment_status: str = "unfulfilled"
+    cancelled: bool = False
+    cancel_reason: str | None = None
+    refunds: list[NewRefund] = field(default_factory=list)

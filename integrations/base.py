@@ -1,0 +1,160 @@
+"""What every sales channel provides, and the plain values its webhooks turn into.
+
+A channel folder (`integrations/<slug>/`) exposes one `ChannelSpec`. Core code reaches it only through
+`integrations.channel(slug)`. Everything here is pure: no database, no Flask, no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from app.orders.types import NewOrder, NewRefund
+
+
+class WebhookVerificationError(Exception):
+    """The request is not from the channel: answered 401, nothing stored, the body never parsed."""
+
+
+class PayloadError(Exception):
+    """A verified payload that cannot be mapped: the inbox entry fails with this reason, replayable later."""
+
+
+def hmac_sha256_base64(secret: bytes | str, message: bytes) -> str:
+    key = secret.encode() if isinstance(secret, str) else secret
+    return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
+
+
+def matches_any(expected: str | None, candidates: Iterable[str]) -> bool:
+    """Constant-time comparison against each candidate (several secrets during a rotation)."""
+    if not expected:
+        return False
+    return any(hmac.compare_digest(expected.encode(), c.encode()) for c in candidates)
+
+
+# --- what a webhook says ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Read from the headers (and path) before verification: which shop, which topic, which delivery."""
+
+    topic: str
+    delivery_id: str
+    # The channel's name for the shop (a myshopify domain, the path segment): how the shop is found.
+    shop_ref: str
+    triggered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OrderSnapshot:
+    """The whole order as the channel has it now (external_id and channel_updated_at set)."""
+
+    order: NewOrder
+
+
+@dataclass(frozen=True)
+class FetchOrder:
+    """A thin payload: the ingest job fetches the order from the channel's API, then maps it."""
+
+    external_id: str
+
+
+@dataclass(frozen=True)
+class RefundCreated:
+    order_external_id: str
+    refund: NewRefund
+
+
+@dataclass(frozen=True)
+class OrderRemoved:
+    """Deleted, archived or trashed on the channel."""
+
+    external_id: str
+    reason: str = "deleted"
+
+
+@dataclass(frozen=True)
+class AppUninstalled:
+    pass
+
+
+@dataclass(frozen=True)
+class CustomerDataRequest:
+    customer_email: str | None
+    customer_phone: str | None
+    order_external_ids: list[str]
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerRedact:
+    customer_email: str | None
+    customer_phone: str | None
+    order_external_ids: list[str]
+
+
+@dataclass(frozen=True)
+class ShopRedact:
+    pass
+
+
+ChannelEvent = (OrderSnapshot | FetchOrder | RefundCreated | OrderRemoved | AppUninstalled
+                | CustomerDataRequest | CustomerRedact | ShopRedact)
+
+# topic → pure function of the parsed JSON body
+TopicHandler = Callable[[Any], ChannelEvent]
+
+
+@dataclass(frozen=True)
+class ChangedOrders:
+    """One page of a reconciliation poll."""
+
+    orders: list[NewOrder]
+    next_cursor: str | None
+
+
+class ChannelClient(Protocol):
+    """The channel's API, as ingest and reconciliation use it. Raises app.failures errors."""
+
+    def fetch_order(self, external_id: str) -> NewOrder: ...
+
+    def changed_orders(self, since: datetime, cursor: str | None = None) -> ChangedOrders: ...
+
+    def register_webhooks(self, address: str, topics: Sequence[str]) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class ShopAccess:
+    """What a client needs to reach one shop: decrypted credentials, base URL overrides from settings."""
+
+    external_id: str
+    credentials: Mapping[str, str]
+    api_base_url: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    slug: str
+    display_name: str
+    # Reads topic, delivery id and shop from the request; None means a ping to answer 200 and forget.
+    # Raises WebhookVerificationError when the headers a real delivery always has are missing.
+    read_delivery: Callable[[Mapping[str, str], bytes, str | None], Delivery | None]
+    # Checks the signature over the raw bytes against any of the secrets; raises WebhookVerificationError.
+    verify: Callable[[Mapping[str, str], bytes, Sequence[str]], None]
+    topics: Mapping[str, TopicHandler]
+    ignored_topics: frozenset[str]
+    make_client: Callable[[ShopAccess], ChannelClient]
+    # True when the channel signs with one app-wide secret (Shopify): the signature is then checked
+    # before the shop is looked up, so a forged request gets 401 even for a shop we do not know.
+    signs_with_app_secret: bool = False
+
+    @property
+    def all_topics(self) -> frozenset[str]:
+        return frozenset(self.topics) | self.ignored_topics
