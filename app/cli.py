@@ -241,6 +241,105 @@ def shops_list() -> None:
             click.echo(f"{s.id}\t{s.channel}\t{s.external_id}\t{s.name}\t{'active' if s.active else 'inactive'}")
 
 
+@shops_group.command("register-webhooks")
+@click.argument("shop_id", type=int)
+def shops_register_webhooks(shop_id: int) -> None:
+    """Subscribe PUBLIC_BASE_URL's receiver to the shop's order topics, through the channel's API."""
+    from integrations import channel
+    from jobs.ingest import client_for
+
+    runtime = _runtime()
+    with runtime.db.session() as session:
+        shop = _shop(session, shop_id)
+        spec = channel(shop.channel)
+        path = f"/webhooks/{shop.channel}" + ("" if spec.signs_with_app_secret else f"/{shop.id}")
+        address = runtime.settings.public_base_url.rstrip("/") + path
+        created = client_for(runtime, shop).register_webhooks(address, sorted(spec.topics))
+    click.echo(f"registered {len(created)} webhook subscription(s) to {address}")
+
+
+@shops_group.command("backfill")
+@click.argument("shop_id", type=int)
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
+def shops_backfill(shop_id: int, days: int) -> None:
+    """Import the shop's orders of the last DAYS days (first install), through the ingest path."""
+    from jobs.reconcile import poll
+    from app.store import utcnow
+    from datetime import timedelta
+
+    runtime = _runtime()
+    with runtime.db.session() as session:
+        shop = _shop(session, shop_id)
+        run = poll(runtime, session, shop, since=utcnow() - timedelta(days=days), kind="backfill")
+    click.echo(f"backfill of shop {shop_id}: {run.orders_seen} order(s) imported or brought up to date")
+
+
+@shops_group.command("reconcile")
+@click.argument("shop_id", type=int)
+def shops_reconcile(shop_id: int) -> None:
+    """Poll the shop's channel now for orders the webhooks missed (workers do this every 5 minutes)."""
+    from jobs.reconcile import poll, OVERLAP, FIRST_POLL_LOOKBACK
+    from app.store import utcnow
+
+    runtime = _runtime()
+    with runtime.db.session() as session:
+        shop = _shop(session, shop_id)
+        since = (shop.reconciled_until - OVERLAP) if shop.reconciled_until else utcnow() - FIRST_POLL_LOOKBACK
+        run = poll(runtime, session, shop, since=since, kind="reconcile")
+    click.echo(f"reconciled shop {shop_id}: {run.orders_seen} seen, {run.missed_creates} missed order(s), "
+               f"{run.missed_updates} missed update(s)")
+
+
+def _shop(session: Any, shop_id: int) -> Any:
+    from app.models import Shop
+
+    shop = session.get(Shop, shop_id)
+    if shop is None:
+        raise click.ClickException(f"no shop {shop_id}")
+    return shop
+
+
+# --- inbound webhooks -----------------------------------------------------------------------------------
+
+
+@cli.group("inbound")
+def inbound_group() -> None:
+    """The webhook inbox: what arrived, what failed, replaying it."""
+
+
+@inbound_group.command("list")
+@click.option("--status", type=click.Choice(["received", "processed", "ignored", "stale", "failed"]))
+@click.option("--limit", default=50, show_default=True)
+def inbound_list(status: str | None, limit: int) -> None:
+    """List deliveries, newest first (failed ones with their reason)."""
+    from app.models import InboundEvent
+
+    with _runtime().db.session() as session:
+        query = select(InboundEvent).order_by(InboundEvent.id.desc()).limit(limit)
+        if status:
+            query = query.where(InboundEvent.status == status)
+        rows = session.execute(query).scalars().all()
+        if not rows:
+            click.echo("no deliveries")
+        for r in rows:
+            click.echo(f"{r.id}\t{r.provider}\t{r.topic}\t{r.status}\t{r.received_at:%Y-%m-%d %H:%M:%S}\t{r.error or ''}")
+
+
+@inbound_group.command("replay")
+@click.argument("inbound_ids", nargs=-1, type=int, required=True)
+def inbound_replay(inbound_ids: tuple[int, ...]) -> None:
+    """Process stored deliveries again, after a fix (any status)."""
+    from app import inbox
+
+    with _runtime().db.session() as session:
+        for inbound_id in inbound_ids:
+            try:
+                inbox.replay(session, inbound_id)
+            except LookupError as error:
+                raise click.ClickException(str(error)) from None
+    click.echo(f"replaying {len(inbound_ids)} delivery(ies)")
+
+
 # --- jobs -----------------------------------------------------------------------------------------------
 
 

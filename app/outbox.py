@@ -19,6 +19,7 @@ class JobName(StrEnum):
 
     TRIAGE_ORDER = "triage_order"
     INGEST_INBOUND = "ingest_inbound"
+    RECONCILE_SHOP = "reconcile_shop"
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:
