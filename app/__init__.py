@@ -103,7 +103,6 @@ def _register(app: Flask) -> None:
     from app.api import init_api
     from app.api.errors import error_response
     from app.web.ops import bp as ops_bp
-
     from app.webhooks import bp as webhooks_bp
 
     app.register_blueprint(ops_bp)

@@ -79,7 +79,8 @@ def serve(host: str, port: int, no_worker: bool) -> None:
         start_worker_process(env)
     base = f"http://{host}:{port}"
     click.secho(f"""
-Orderline is running at {base}  (development defaults: {'embedded Redis, ' if env else ''}database {settings.sqlalchemy_url})
+Orderline is running at {base}
+  development defaults: {'embedded Redis, ' if env else ''}database {settings.sqlalchemy_url}
   API token (manager):  {bootstrap['token']}
   Try:  curl -s {base}/healthz
         curl -s -H 'Authorization: Bearer {bootstrap['token']}' {base}/api/v1/orders
@@ -202,33 +203,52 @@ def shops_group() -> None:
 @shops_group.command("add")
 @click.option("--channel", required=True, type=click.Choice(["shopify", "woocommerce", "bigcommerce", "manual"]))
 @click.option("--name", required=True)
-@click.option("--external-id", required=True, help="myshopify domain, store URL or store hash")
+@click.option("--external-id", required=True,
+              help="Shopify: the myshopify domain; WooCommerce: the store URL; BigCommerce: the store hash")
 @click.option("--currency", default="USD", show_default=True)
 @click.option("--timezone", default="UTC", show_default=True)
-@click.option("--webhook-secret-env", help="Name of an environment variable holding the webhook secret.")
+@click.option("--credential", "credentials", multiple=True, metavar="KEY=ENV_VAR",
+              help="A credential read from an environment variable, e.g. access_token=SHOPIFY_TOKEN (repeatable).")
+@click.option("--webhook-secret-env", metavar="ENV_VAR", help="Environment variable holding the webhook secret.")
 def shops_add(channel: str, name: str, external_id: str, currency: str, timezone: str,
-              webhook_secret_env: str | None) -> None:
-    """Register a shop. Secrets are read from the environment, never from the command line."""
+              credentials: tuple[str, ...], webhook_secret_env: str | None) -> None:
+    """Register a shop. Secrets come from the environment, never the command line, and are stored encrypted."""
     from app.api.schemas import ShopIn
     from app.models import Shop
 
-    data = {"channel": channel, "name": name, "external_id": external_id, "currency": currency,
-            "timezone": timezone}
+    data: dict[str, Any] = {"channel": channel, "name": name, "external_id": external_id, "currency": currency,
+                            "timezone": timezone}
+    if credentials:
+        data["credentials"] = {key: _from_env(var) for key, var in (_pair(c) for c in credentials)}
     if webhook_secret_env:
-        secret = os.environ.get(webhook_secret_env)
-        if not secret:
-            raise click.ClickException(f"${webhook_secret_env} is empty")
-        data["webhook_secret"] = secret
+        data["webhook_secret"] = _from_env(webhook_secret_env)
     errors = ShopIn().validate(data)
     if errors:
         raise click.ClickException(f"not a valid shop: {errors}")
+    box = _runtime().secrets
     with _runtime().db.session() as session:
         shop = Shop(channel=channel, name=name, external_id=external_id, currency=currency, timezone=timezone)
+        if "credentials" in data:
+            shop.credentials_encrypted = box.seal(data["credentials"])
         if "webhook_secret" in data:
-            shop.webhook_secret_encrypted = current_app.extensions["orderline.secrets"].seal(data["webhook_secret"])
+            shop.webhook_secret_encrypted = box.seal(data["webhook_secret"])
         session.add(shop)
         session.flush()
         click.echo(f"shop {shop.id} registered: {channel} {external_id}")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, var = text.partition("=")
+    if not sep or not key or not var:
+        raise click.BadParameter(f"'{text}' is not KEY=ENV_VAR", param_hint="--credential")
+    return key, var
+
+
+def _from_env(var: str) -> str:
+    value = os.environ.get(var)
+    if not value:
+        raise click.ClickException(f"${var} is empty or not set")
+    return value
 
 
 @shops_group.command("list")
@@ -263,9 +283,10 @@ def shops_register_webhooks(shop_id: int) -> None:
 @click.option("--days", default=30, show_default=True, type=click.IntRange(1, 3650))
 def shops_backfill(shop_id: int, days: int) -> None:
     """Import the shop's orders of the last DAYS days (first install), through the ingest path."""
-    from jobs.reconcile import poll
-    from app.store import utcnow
     from datetime import timedelta
+
+    from app.store import utcnow
+    from jobs.reconcile import poll
 
     runtime = _runtime()
     with runtime.db.session() as session:
@@ -278,8 +299,8 @@ def shops_backfill(shop_id: int, days: int) -> None:
 @click.argument("shop_id", type=int)
 def shops_reconcile(shop_id: int) -> None:
     """Poll the shop's channel now for orders the webhooks missed (workers do this every 5 minutes)."""
-    from jobs.reconcile import poll, OVERLAP, FIRST_POLL_LOOKBACK
     from app.store import utcnow
+    from jobs.reconcile import FIRST_POLL_LOOKBACK, OVERLAP, poll
 
     runtime = _runtime()
     with runtime.db.session() as session:
@@ -322,7 +343,8 @@ def inbound_list(status: str | None, limit: int) -> None:
         if not rows:
             click.echo("no deliveries")
         for r in rows:
-            click.echo(f"{r.id}\t{r.provider}\t{r.topic}\t{r.status}\t{r.received_at:%Y-%m-%d %H:%M:%S}\t{r.error or ''}")
+            when = f"{r.received_at:%Y-%m-%d %H:%M:%S}"
+            click.echo(f"{r.id}\t{r.provider}\t{r.topic}\t{r.status}\t{when}\t{r.error or ''}")
 
 
 @inbound_group.command("replay")

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.store import JSONType, Base, Money, UTCDateTime, utcnow
+from app.store import Base, JSONType, Money, UTCDateTime, utcnow
 
 
 class Shop(Base):

@@ -175,9 +175,10 @@ def test_concurrent_http_approvals_give_one_200_and_one_409(app: Any, auth: Any,
 
 
 def test_actions_write_event_and_outbox_in_one_transaction(runtime: Any, manual_shop: int) -> None:
+    from decimal import Decimal
+
     from app.models import Shop
     from app.orders.types import NewLineItem, NewOrder
-    from decimal import Decimal
 
     with pytest.raises(RuntimeError):
         with runtime.db.session() as session:

@@ -1,0 +1,184 @@
+"""Webhook receiver benchmark: Orderline's Shopify receiver against a bare Flask endpoint and a minimal
+correct receiver, each under gunicorn on PostgreSQL and Redis, driven by wrk; then the drain time until
+every accepted webhook is an order.
+
+    .venv/bin/python bench/webhooks.py [--seconds 10] [--connections 16] [--workers 2]
+
+Needs wrk (Debian package `wrk`), PostgreSQL (BENCH_POSTGRES, default the local server) and redis-server
+on PATH (a private one is started on a free port). Everything it creates is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-shopify-secret"
+SHOP = "bench.myshopify.com"
+PG = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+FIXTURE_CANDIDATES = [ROOT / "tests/integrations/shopify/fixtures/orders_create.json",
+                      ROOT.parent / "shared/fixtures/shopify/orders_create.json"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+@contextlib.contextmanager
+def process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,  # noqa: S603
+                                start_new_session=True)
+    try:
+        yield proc
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def make_requests(path: Path, count: int) -> None:
+    template = json.loads(next(p for p in FIXTURE_CANDIDATES if p.exists()).read_text())
+    base = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    with path.open("w") as out:
+        for n in range(count):
+            order = dict(template, id=9_000_000_000 + n, order_number=100_000 + n, name=f"#B{n}",
+                         updated_at=(base + timedelta(seconds=n)).isoformat())
+            body = json.dumps(order, separators=(",", ":"))
+            sig = base64.b64encode(hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).digest()).decode()
+            out.write(f"bench-{n}\t{sig}\t{body}\n")
+
+
+def wrk(port: int, requests_file: Path, seconds: int, connections: int) -> dict[str, float]:
+    threads = 2
+    output = subprocess.run(  # noqa: S603
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(ROOT / "bench/shopify.lua"),
+         f"http://127.0.0.1:{port}", "--", str(requests_file), str(threads)],
+        capture_output=True, text=True, check=True).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))}  # type: ignore[union-attr]
+    for pct in ("50", "99"):
+        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", output).groups()  # type: ignore[union-attr]
+        result[f"p{pct}_ms"] = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    result["non_2xx"] = float(errors.group(1)) if errors else 0.0
+    total = re.search(r"(\d+) requests in", output)
+    result["requests"] = float(total.group(1)) if total else 0.0
+    return result
+
+
+def count(dsn: str, sql: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute(sql).fetchone()[0])  # type: ignore[index]
+
+
+def main() -> None:  # noqa: PLR0915
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="RQ worker processes for the drain")
+    parser.add_argument("--web-workers", type=int, default=5, help="gunicorn workers for every receiver")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install wrk")
+    tmp = Path(tempfile.mkdtemp(prefix="orderline-bench-"))
+    db_name = f"orderline_bench_{os.getpid()}"
+    admin = psycopg.connect(PG, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{db_name}"')
+    dsn = PG.rsplit("/", 1)[0] + f"/{db_name}"
+    redis_port = free_port()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        with process([shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--save", "",
+                      "--appendonly", "no", "--maxmemory-policy", "noeviction"], dict(os.environ), tmp / "redis.log"):
+            wait_port(redis_port)
+            env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+                   "SHOPIFY_API_SECRET": SECRET, "ORDERLINE_SECRET_KEY": "bench", "ORDERLINE_ENV": "production",
+                   "LOG_LEVEL": "WARNING", "BENCH_DSN": dsn, "WEB_CONCURRENCY": str(args.web_workers),
+                   "ORDERLINE_INSTANCE_DIR": str(tmp)}
+            subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=env, cwd=ROOT, check=True,  # noqa: S603
+                           capture_output=True)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("CREATE TABLE bench_inbox (webhook_id text PRIMARY KEY, body bytea NOT NULL)")
+                conn.execute("INSERT INTO shops (channel, name, external_id, currency, timezone, locale, settings, "
+                             "active, next_order_number, created_at, updated_at) VALUES ('shopify', 'Bench', %s, "
+                             "'USD', 'UTC', 'en', '{}', true, 1001, now(), now())", (SHOP,))
+            requests_file = tmp / "requests.tsv"
+            make_requests(requests_file, 40_000)
+            targets = {"bare Flask (200 only)": "bench.apps:ping_app",
+                       "minimal receiver (HMAC, insert, LPUSH)": "bench.apps:minimal_app",
+                       "Orderline /webhooks/shopify": "app:create_app()"}
+            for name, target in targets.items():
+                port = free_port()
+                cmd = [sys.executable, "-m", "gunicorn", "--config", "python:app.gunicorn_conf", "--bind",
+                       f"127.0.0.1:{port}", target]
+                with process(cmd, env, tmp / "gunicorn.log"):
+                    wait_port(port)
+                    time.sleep(1)
+                    results[name] = wrk(port, requests_file, args.seconds, args.connections)
+            accepted = count(dsn, "SELECT count(*) FROM inbound_events")
+            started = time.monotonic()
+            workers = [contextlib.ExitStack() for _ in range(args.workers)]
+            for n, stack in enumerate(workers):
+                stack.enter_context(process([sys.executable, "-m", "app", "worker"], env, tmp / f"worker{n}.log"))
+            deadline = started + 600
+            orders = 0
+            while time.monotonic() < deadline:
+                orders = count(dsn, "SELECT count(*) FROM orders")
+                if orders >= accepted:
+                    break
+                time.sleep(0.2)
+            drain = time.monotonic() - started
+            for stack in workers:
+                stack.close()
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        admin.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    minimal = results["minimal receiver (HMAC, insert, LPUSH)"]["rps"]
+    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, gunicorn --config app/gunicorn_conf.py "
+          f"(WEB_CONCURRENCY={args.web_workers}), PostgreSQL + Redis on loopback, {os.cpu_count()} cores\n")
+    print("| receiver | req/s | vs minimal | p50 ms | p99 ms | non-2xx |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['rps']:.0f} | {r['rps'] / minimal:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+              f"| {r['non_2xx']:.0f} |")
+    print(f"\ndrain: {orders} of {accepted} accepted webhooks became orders in {drain:.1f} s "
+          f"with {args.workers} worker(s): {orders / drain:.0f} orders/s")
+
+
+if __name__ == "__main__":
+    main()
