@@ -5,6 +5,7 @@ from __future__ import annotations
 from integrations.base import ChannelSpec
 
 CHANNELS: dict[str, ChannelSpec] = {}
+_loaded = False
 
 
 def register(spec: ChannelSpec) -> ChannelSpec:
@@ -26,14 +27,12 @@ def all_channels() -> dict[str, ChannelSpec]:
 
 
 def _load() -> None:
-    # One line per channel: importing the folder registers its spec.
-    if CHANNELS:
+    # Importing a channel's folder registers its spec: one line per channel here.
+    global _loaded
+    if _loaded:
         return
-    import importlib
+    import integrations.bigcommerce
+    import integrations.shopify
+    import integrations.woocommerce  # noqa: F401
 
-    for name in ("shopify", "woocommerce", "bigcommerce"):
-        try:
-            importlib.import_module(f"integrations.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"integrations.{name}":
-                raise
+    _loaded = True

@@ -1,0 +1,446 @@
+"""A fake BigCommerce on 127.0.0.1 for tests, the demo and benchmarks: the real wire protocol, in memory.
+
+    fake = FakeBigCommerce(store_hash="abc123", access_token="token").start()
+    fake.add_order(order_json, products_json, shipping_addresses_json)
+    client = BigCommerceClient("abc123", "token", base_url=fake.url)
+    fake.fail_next(429, reset_ms=1500)          # or 500, or fake.hang_next(seconds)
+    fake.deliver("store/order/created", 250, "http://127.0.0.1:5000/webhooks/bigcommerce/1", "secret")
+    fake.stop()
+
+Served (under /stores/<store_hash>, `X-Auth-Token` checked on every call, every request recorded):
+GET v2/orders (min_date_modified, sort=date_modified:asc|desc, limit ≤ 250, page; Incomplete and archived
+orders left out), GET v2/orders/<id>, GET v2/orders/<id>/products, GET v2/orders/<id>/shipping_addresses
+(paged), GET v3/orders/<id>/payment_actions/refunds, POST and GET v3/hooks. An empty v2 list is a 204, as
+BigCommerce answers. Errors use BigCommerce's shapes: v2 `[{"status", "message"}]`, v3 `{"status", "title"}`.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import format_datetime, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+
+from integrations.bigcommerce.webhooks import SECRET_HEADER, standard_signature
+
+Json = dict[str, Any]
+MAX_PAGE_SIZE = 250
+_ROUTE = re.compile(r"^/stores/(?P<store>[^/]+)/(?P<version>v2|v3)(?P<rest>/.*)$")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class _Fault:
+    status: int | None = None
+    hang_seconds: float = 0.0
+    reset_ms: int | None = None
+
+
+@dataclass
+class _StoredOrder:
+    order: Json
+    products: list[Json] = field(default_factory=list)
+    shipping_addresses: list[Json] = field(default_factory=list)
+    refunds: list[Json] = field(default_factory=list)
+
+
+def rfc2822(moment: datetime) -> str:
+    """A datetime the way BigCommerce v2 writes dates: "Tue, 05 Mar 2019 21:40:11 +0000"."""
+    return format_datetime(moment.astimezone(UTC))
+
+
+def _parse_date(text: str) -> datetime:
+    try:
+        parsed = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def build_webhook(scope: str, order_id: int | str, secret: str, *, store_hash: str,
+                  signing: str = "standard", hash: str | None = None, created_at: int | None = None,
+                  webhook_id: str | None = None, data: Mapping[str, Any] | None = None,
+                  now: float | None = None) -> tuple[bytes, dict[str, str]]:
+    """The exact body bytes and headers BigCommerce sends for one event.
+
+    `signing="standard"` signs with Standard Webhooks headers; `"header"` sends the shared secret in the
+    custom header set at registration. BigCommerce's `hash` identifies the event (it repeats when a hook
+    fires twice): by default each call makes a fresh one; pass the same `hash`/`created_at` to repeat one.
+    """
+    sent_at = int(now if now is not None else time.time())
+    event_data: Json = {"type": "order", "id": int(order_id), **(data or {})}
+    payload = {
+        "scope": scope,
+        "store_id": "1025646",
+        "data": event_data,
+        "hash": hash or hashlib.sha1(f"{scope}{json.dumps(event_data)}{uuid.uuid4()}".encode(),
+                                     usedforsecurity=False).hexdigest(),
+        "created_at": created_at if created_at is not None else sent_at,
+        "producer": f"stores/{store_hash}",
+    }
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "BigCommerce-Webhooks"}
+    if signing == "standard":
+        message_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+        headers.update({"webhook-id": message_id, "webhook-timestamp": str(sent_at),
+                        "webhook-signature": standard_signature(secret, message_id, sent_at, body)})
+    elif signing == "header":
+        headers[SECRET_HEADER] = secret
+    else:
+        raise ValueError(f"signing must be 'standard' or 'header', not {signing!r}")
+    return body, headers
+
+
+def sample_order(order_id: int, *, date_modified: datetime | None = None, status_id: int = 11,
+                 lines: int = 2) -> tuple[Json, list[Json], list[Json]]:
+    """A small, self-consistent order (order, products, shipping addresses) for demos and benchmarks."""
+    modified = date_modified or datetime.now(UTC)
+    products = [{
+        "id": order_id * 100 + n, "order_id": order_id, "product_id": 77 + n,
+        "order_address_id": order_id * 10,
+        "name": f"Sample product {n}", "sku": f"SKU-{n}", "type": "physical", "quantity": n,
+        "price_ex_tax": "10.0000", "price_inc_tax": "11.0000", "quantity_shipped": 0,
+        "applied_discounts": [], "product_options": [],
+    } for n in range(1, lines + 1)]
+    subtotal = sum(10 * n for n in range(1, lines + 1))
+    order = {
+        "id": order_id, "status_id": status_id, "status": "Awaiting Fulfillment", "currency_code": "USD",
+        "date_created": rfc2822(modified), "date_modified": rfc2822(modified),
+        "subtotal_ex_tax": f"{subtotal}.0000", "shipping_cost_ex_tax": "5.0000",
+        "handling_cost_ex_tax": "0.0000", "total_tax": f"{Decimal(subtotal) / 10:.4f}",
+        "total_inc_tax": f"{Decimal(subtotal) * 11 / 10 + 5:.4f}",
+        "discount_amount": "0.0000", "coupon_discount": "0.0000", "refunded_amount": "0.0000",
+        "payment_status": "captured", "customer_locale": "en", "customer_message": "", "order_source": "www",
+        "billing_address": {"first_name": "Jane", "last_name": "Doe", "street_1": "555 East Street",
+                            "city": "Austin", "state": "Texas", "zip": "78108", "country_iso2": "US",
+                            "phone": "1234567890", "email": f"customer{order_id}@example.com"},
+    }
+    addresses = [{"id": order_id * 10, "order_id": order_id, "first_name": "Jane", "last_name": "Doe",
+                  "street_1": "555 East Street", "city": "Austin", "state": "Texas", "zip": "78108",
+                  "country_iso2": "US", "shipping_method": "Flat Rate"}]
+    return order, products, addresses
+
+
+class FakeBigCommerce:
+    """A threaded HTTP server speaking BigCommerce's REST API for one store."""
+
+    def __init__(self, store_hash: str = "abc123",
+                 access_token: str = "fake-access-token") -> None:  # noqa: S107 - a fake's token
+        self.store_hash = store_hash
+        self.access_token = access_token
+        self.requests: list[RecordedRequest] = []
+        self.hooks: list[Json] = []
+        self._orders: dict[str, _StoredOrder] = {}
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    def start(self) -> FakeBigCommerce:
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-bigcommerce", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeBigCommerce:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The API base URL (what BIGCOMMERCE_API_BASE_URL would be): http://127.0.0.1:<port>."""
+        if self._server is None:
+            raise RuntimeError("the fake is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # --- the store's data ---------------------------------------------------------------------------------
+
+    def add_order(self, order: Mapping[str, Any], products: Iterable[Mapping[str, Any]] = (),
+                  shipping_addresses: Iterable[Mapping[str, Any]] = (),
+                  refunds: Iterable[Mapping[str, Any]] = ()) -> str:
+        """Store (or replace) an order and its sub-resources; returns its id."""
+        order_id = str(order["id"])
+        with self._lock:
+            self._orders[order_id] = _StoredOrder(
+                order=copy.deepcopy(dict(order)),
+                products=[{**copy.deepcopy(dict(p)), "order_id": order["id"]} for p in products],
+                shipping_addresses=[{**copy.deepcopy(dict(a)), "order_id": order["id"]}
+                                    for a in shipping_addresses],
+                refunds=[{**copy.deepcopy(dict(r)), "order_id": order["id"]} for r in refunds])
+        return order_id
+
+    def update_order(self, order_id: int | str, **fields: Any) -> None:
+        """Change order fields as a merchant would (set date_modified too, as BigCommerce does)."""
+        with self._lock:
+            self._orders[str(order_id)].order.update(copy.deepcopy(fields))
+
+    def remove_order(self, order_id: int | str) -> None:
+        with self._lock:
+            self._orders.pop(str(order_id), None)
+
+    def order(self, order_id: int | str) -> Json:
+        with self._lock:
+            return copy.deepcopy(self._orders[str(order_id)].order)
+
+    # --- faults -------------------------------------------------------------------------------------------
+
+    def fail_next(self, status: int, times: int = 1, *, reset_ms: int | None = None) -> None:
+        """Answer the next `times` requests with `status` (429 carries X-Rate-Limit-Time-Reset-Ms)."""
+        with self._lock:
+            self._faults.extend(_Fault(status=status, reset_ms=reset_ms) for _ in range(times))
+
+    def hang_next(self, seconds: float, times: int = 1) -> None:
+        """Hold the next `times` requests for `seconds` before answering them normally (client timeouts)."""
+        with self._lock:
+            self._faults.extend(_Fault(hang_seconds=seconds) for _ in range(times))
+
+    def _take_fault(self) -> _Fault | None:
+        with self._lock:
+            return self._faults.pop(0) if self._faults else None
+
+    def requests_to(self, path_suffix: str, method: str = "GET") -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == method and r.path.endswith(path_suffix)]
+
+    # --- sending webhooks ---------------------------------------------------------------------------------
+
+    def deliver(self, scope: str, order_id: int | str, receiver_url: str, secret: str,
+                signing: str = "standard", **options: Any) -> requests.Response:
+        """POST one webhook to `receiver_url` exactly as BigCommerce would (see `build_webhook`)."""
+        body, headers = build_webhook(scope, order_id, secret, store_hash=self.store_hash, signing=signing,
+                                      **options)
+        return requests.post(receiver_url, data=body, headers=headers, timeout=10)
+
+    # --- answering (called from the handler threads) ------------------------------------------------------
+
+    def _record(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _stored(self, order_id: str) -> _StoredOrder | None:
+        with self._lock:
+            stored = self._orders.get(order_id)
+            return copy.deepcopy(stored) if stored is not None else None
+
+    def _list_orders(self, query: Mapping[str, str]) -> list[Json]:
+        with self._lock:
+            orders = [copy.deepcopy(s.order) for s in self._orders.values()]
+        if "status_id" in query:
+            orders = [o for o in orders if str(o.get("status_id")) == query["status_id"]]
+        else:
+            orders = [o for o in orders if o.get("status_id") != 0]
+        orders = [o for o in orders if not o.get("is_deleted")]
+        if query.get("min_date_modified"):
+            since = _parse_date(query["min_date_modified"])
+            orders = [o for o in orders if _parse_date(o["date_modified"]) >= since]
+        field_name, _, direction = query.get("sort", "id:asc").partition(":")
+        if field_name == "date_modified":
+            orders.sort(key=lambda o: (_parse_date(o["date_modified"]), int(o["id"])),
+                        reverse=direction == "desc")
+        else:
+            orders.sort(key=lambda o: int(o["id"]), reverse=direction == "desc")
+        return orders
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up on a hung request closes its socket: expected, not worth a traceback
+
+
+def _page(items: list[Json], query: Mapping[str, str], default_limit: int = 50) -> list[Json]:
+    limit = min(int(query.get("limit", default_limit)), MAX_PAGE_SIZE)
+    page = max(int(query.get("page", 1)), 1)
+    return items[(page - 1) * limit: page * limit]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FakeBigCommerce
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write: otherwise Nagle plus delayed ACKs add ~40 ms to every answer.
+    wbufsize = -1
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # tests read `requests`, not stderr
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    # --- plumbing -----------------------------------------------------------------------------------------
+
+    def _send(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if payload:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if payload:
+            try:
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out and left
+
+    def _error(self, version: str, status: int, message: str,
+               headers: Mapping[str, str] | None = None) -> None:
+        if version == "v3":
+            body: Any = {"status": status, "title": message,
+                         "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"}
+        else:
+            body = [{"status": status, "message": message}]
+        self._send(status, body, headers)
+
+    def _handle(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.owner._record(RecordedRequest(method, parts.path, query, dict(self.headers.items()), body,
+                                           time.time()))
+        match = _ROUTE.match(parts.path)
+        version = match["version"] if match else "v2"
+        fault = self.owner._take_fault()
+        if fault is not None and fault.hang_seconds:
+            time.sleep(fault.hang_seconds)
+        if fault is not None and fault.status is not None:
+            self._fault(version, fault)
+            return
+        if match is None or match["store"] != self.owner.store_hash:
+            self._error(version, 404, "The requested resource was not found.")
+            return
+        if self.headers.get("X-Auth-Token") != self.owner.access_token:
+            self._error(version, 401, "You are not authorized to access this resource (X-Auth-Token).")
+            return
+        try:
+            self._route(method, version, match["rest"], query, body)
+        except (ValueError, KeyError) as error:
+            self._error(version, 400, f"Input is invalid: {error}")
+
+    def _fault(self, version: str, fault: _Fault) -> None:
+        assert fault.status is not None
+        headers: dict[str, str] = {}
+        if fault.status == 429:
+            reset = fault.reset_ms if fault.reset_ms is not None else 1000
+            headers = {"X-Rate-Limit-Time-Reset-Ms": str(reset), "X-Rate-Limit-Time-Window-Ms": "30000",
+                       "X-Rate-Limit-Requests-Left": "0", "X-Rate-Limit-Requests-Quota": "150"}
+            message = "Too many requests: the rate limit for this store is used up."
+        elif fault.status >= 500:
+            message = "Internal Server Error"
+        else:
+            message = "Request refused by the fake"
+        self._error(version, fault.status, message, headers)
+
+    # --- routes -------------------------------------------------------------------------------------------
+
+    def _route(self, method: str, version: str, rest: str, query: Mapping[str, str], body: bytes) -> None:
+        segments = [s for s in rest.split("/") if s]
+        if version == "v2" and method == "GET" and segments[:1] == ["orders"]:
+            self._v2_orders(segments[1:], query)
+        elif version == "v3" and segments[:1] == ["hooks"]:
+            self._v3_hooks(method, body)
+        elif (version == "v3" and method == "GET" and len(segments) == 4 and segments[0] == "orders"
+              and segments[2:] == ["payment_actions", "refunds"]):
+            stored = self.owner._stored(segments[1])
+            if stored is None:
+                self._error(version, 404, f"Order {segments[1]} not found")
+            else:
+                self._send(200, {"data": stored.refunds, "meta": {}})
+        else:
+            self._error(version, 404, "The requested resource was not found.")
+
+    def _v2_list(self, items: list[Json], query: Mapping[str, str], default_limit: int = 50) -> None:
+        page = _page(items, query, default_limit)
+        if page:
+            self._send(200, page)
+        else:
+            self._send(204)
+
+    def _v2_orders(self, segments: list[str], query: Mapping[str, str]) -> None:
+        if not segments:
+            self._v2_list(self.owner._list_orders(query), query)
+            return
+        stored = self.owner._stored(segments[0])
+        if stored is None:
+            self._error("v2", 404, "The requested resource was not found.")
+        elif len(segments) == 1:
+            self._send(200, stored.order)
+        elif segments[1:] == ["products"]:
+            self._v2_list(stored.products, query)
+        elif segments[1:] in (["shipping_addresses"], ["shippingaddresses"]):
+            self._v2_list(stored.shipping_addresses, query)
+        else:
+            self._error("v2", 404, "The requested resource was not found.")
+
+    def _v3_hooks(self, method: str, body: bytes) -> None:
+        if method == "GET":
+            with self.owner._lock:
+                hooks = copy.deepcopy(self.owner.hooks)
+            self._send(200, {"data": hooks, "meta": {}})
+            return
+        if method != "POST":
+            self._error("v3", 405, "Method not allowed")
+            return
+        request = json.loads(body or b"{}")
+        missing = [k for k in ("scope", "destination") if not request.get(k)]
+        if missing:
+            self._send(422, {"status": 422, "title": "JSON data is missing or invalid",
+                             "errors": {k: "is required" for k in missing}})
+            return
+        now = int(time.time())
+        with self.owner._lock:
+            hook = {"id": 20172984 + len(self.owner.hooks), "client_id": "fake-client", "store_hash":
+                    self.owner.store_hash, "scope": request["scope"], "destination": request["destination"],
+                    "is_active": bool(request.get("is_active", True)), "headers": request.get("headers"),
+                    "created_at": now, "updated_at": now}
+            self.owner.hooks.append(hook)
+        self._send(200, {"data": hook, "meta": {}})
