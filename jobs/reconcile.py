@@ -43,7 +43,8 @@ def reconcile_shop(ctx: JobContext) -> None:
 def poll(runtime: Runtime, session: Session, shop: Shop, *, since: datetime, kind: str) -> ReconcileRun:
     """Apply every order the channel changed after `since`, up to now minus the settle time."""
     until = utcnow() - SETTLE
-    run = ReconcileRun(shop_id=shop.id, kind=kind, since=since, until=until)
+    run = ReconcileRun(shop_id=shop.id, kind=kind, since=since, until=until,
+                       orders_seen=0, missed_creates=0, missed_updates=0)
     session.add(run)
     client = client_for(runtime, shop)
     cursor: str | None = None
