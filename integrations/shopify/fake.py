@@ -1,0 +1,636 @@
+"""A fake Shopify Admin GraphQL API on loopback, for tests, the demo and benchmarks.
+
+    fake = FakeShopify(access_token="shpat_test").start()
+    fake.add_order(json.loads(Path("orders_create.json").read_text()))   # a REST Order, as webhooks carry it
+    ... point SHOPIFY_API_BASE_URL at fake.url ...
+    fake.stop()
+
+It speaks the real wire protocol: `POST /admin/api/<version>/graphql.json` with `X-Shopify-Access-Token`,
+a `{query, variables, operationName}` body parsed with graphql-core, answers shaped like Shopify's
+(`data` holding exactly the selected fields, `extensions.cost` with a leaky-bucket `throttleStatus`).
+Root fields served: `order(id:)`, `orders(first, after, sortKey, reverse, query: "updated_at:>='…'")`,
+`webhookSubscriptionCreate(topic:, webhookSubscription:)`. Orders are stored as REST JSON and converted to
+GraphQL `Order` nodes on the way out, so the webhook fixtures fill it.
+
+Failure modes: `fail_next(status, times, retry_after=)` answers the next requests with that HTTP status;
+`hang_next(times)` holds requests without answering (until `hang_seconds` or `stop()`); the cost bucket
+(`bucket_size`, `restore_rate`) answers THROTTLED with HTTP 200 or, with `throttle_status=429`, HTTP 429.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from graphql import GraphQLError, parse, value_from_ast_untyped
+from graphql.language import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+)
+
+GRAPHQL_PATH = re.compile(r"^/admin/api/(?P<version>[\w-]+)/graphql\.json$")
+INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"  # noqa: S105
+MUTATION_COST = 10
+JSON = dict[str, Any]
+# (HTTP status, extra headers, JSON body); status 0 = hang up without answering.
+Answer = tuple[int, dict[str, str], Any]
+
+
+# --- the pieces of a GraphQL answer ---------------------------------------------------------------------
+
+
+@dataclass
+class Connection:
+    """A paginated list; `first`/`after` from the query select the page, cursors are opaque sort keys."""
+
+    items: list[tuple[Any, Any]]  # (sort key, node), in order
+
+    @classmethod
+    def of(cls, nodes: Iterable[Any]) -> Connection:
+        return cls([(index, node) for index, node in enumerate(nodes)])
+
+    def page(self, arguments: Mapping[str, Any]) -> JSON:
+        reverse = bool(arguments.get("reverse"))
+        items = self.items[::-1] if reverse else self.items
+        after = arguments.get("after")
+        if after:
+            # Like Shopify's, a cursor is a position in the sort order: it survives changes to the list.
+            key = _decode_cursor(after)
+            items = [(k, node) for k, node in items if (k < key if reverse else k > key)]
+        size = arguments.get("first")
+        page = items[:size] if isinstance(size, int) else items
+        return {
+            "edges": [{"cursor": _encode_cursor(key), "node": node} for key, node in page],
+            "nodes": [node for _, node in page],
+            "pageInfo": {
+                "hasNextPage": len(items) > len(page),
+                "hasPreviousPage": bool(after),
+                "startCursor": _encode_cursor(page[0][0]) if page else None,
+                "endCursor": _encode_cursor(page[-1][0]) if page else None,
+            },
+        }
+
+
+def _encode_cursor(key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError):
+        return None
+
+
+# --- REST Order JSON → GraphQL Order node ---------------------------------------------------------------
+
+
+def _gid(kind: str, value: Any) -> str:
+    return f"gid://shopify/{kind}/{value}"
+
+
+def _utc(value: Any) -> str | None:
+    if not value:
+        return None
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bag(amount: Any, currency: str) -> JSON:
+    money = {"amount": str(amount if amount not in (None, "") else "0.0"), "currencyCode": currency}
+    return {"shopMoney": money, "presentmentMoney": dict(money)}
+
+
+def _rest_amount(data: Mapping[str, Any], name: str) -> str:
+    money_set = data.get(f"{name}_set")
+    if isinstance(money_set, Mapping):
+        return str(money_set["shop_money"]["amount"])
+    return str(data.get(name) or "0.00")
+
+
+def _address(data: Mapping[str, Any] | None) -> JSON | None:
+    if not data:
+        return None
+    return {
+        "name": data.get("name"), "firstName": data.get("first_name"), "lastName": data.get("last_name"),
+        "company": data.get("company"), "address1": data.get("address1"), "address2": data.get("address2"),
+        "city": data.get("city"), "province": data.get("province"), "provinceCode": data.get("province_code"),
+        "zip": data.get("zip"), "country": data.get("country"), "countryCodeV2": data.get("country_code"),
+        "phone": data.get("phone"),
+    }
+
+
+def _customer(data: Mapping[str, Any] | None) -> JSON | None:
+    if not data:
+        return None
+    email, phone = data.get("email"), data.get("phone")
+    first, last = data.get("first_name"), data.get("last_name")
+    return {
+        "id": _gid("Customer", data.get("id")), "firstName": first, "lastName": last,
+        "displayName": " ".join(p for p in (first, last) if p) or (email or ""),
+        "email": email, "phone": phone,
+        "defaultEmailAddress": {"emailAddress": email} if email else None,
+        "defaultPhoneNumber": {"phoneNumber": phone} if phone else None,
+    }
+
+
+def _shipped(order: Mapping[str, Any]) -> dict[int, int]:
+    shipped: dict[int, int] = {}
+    for fulfillment in order.get("fulfillments") or []:
+        if str(fulfillment.get("status") or "").lower() in {"cancelled", "error", "failure"}:
+            continue
+        for line in fulfillment.get("line_items") or []:
+            shipped[line["id"]] = shipped.get(line["id"], 0) + int(line.get("quantity") or 0)
+    return shipped
+
+
+def _refunded(order: Mapping[str, Any]) -> dict[int, int]:
+    refunded: dict[int, int] = {}
+    for refund in order.get("refunds") or []:
+        for line in refund.get("refund_line_items") or []:
+            key = line["line_item_id"]
+            refunded[key] = refunded.get(key, 0) + int(line.get("quantity") or 0)
+    return refunded
+
+
+def _line_item(line: Mapping[str, Any], currency: str, shipped: int, refunded: int) -> JSON:
+    if "discount_allocations" in line:
+        allocations = [{"allocatedAmountSet": _bag(_rest_amount(a, "amount"), currency)}
+                       for a in line.get("discount_allocations") or []]
+    else:
+        discount = _rest_amount(line, "total_discount")
+        allocations = [{"allocatedAmountSet": _bag(discount, currency)}] if Decimal(discount) else []
+    if not shipped and line.get("fulfillment_status") == "fulfilled":
+        shipped = int(line["quantity"])
+    current = max(0, int(line["quantity"]) - refunded)
+    return {
+        "id": _gid("LineItem", line["id"]), "title": line.get("title"), "name": line.get("name"),
+        "sku": line.get("sku"), "variantTitle": line.get("variant_title"), "quantity": line["quantity"],
+        "currentQuantity": current, "unfulfilledQuantity": max(0, current - shipped),
+        "requiresShipping": line.get("requires_shipping", True),
+        "originalUnitPriceSet": _bag(_rest_amount(line, "price"), currency),
+        "discountAllocations": allocations,
+    }
+
+
+def _refund(refund: Mapping[str, Any], currency: str) -> JSON:
+    refunded = sum((Decimal(str(t.get("amount") or "0")) for t in refund.get("transactions") or []
+                    if t.get("kind") == "refund" and t.get("status") == "success"), Decimal("0"))
+    return {
+        "id": _gid("Refund", refund["id"]), "legacyResourceId": str(refund["id"]),
+        "createdAt": _utc(refund.get("created_at")), "processedAt": _utc(refund.get("processed_at")),
+        "note": refund.get("note"), "totalRefundedSet": _bag(f"{refunded:.2f}", currency),
+        "refundLineItems": Connection.of({"quantity": line.get("quantity"),
+                                          "lineItem": {"id": _gid("LineItem", line["line_item_id"])}}
+                                         for line in refund.get("refund_line_items") or []),
+    }
+
+
+_FULFILLMENT_DISPLAY = {None: "UNFULFILLED", "partial": "PARTIALLY_FULFILLED", "fulfilled": "FULFILLED",
+                        "restocked": "RESTOCKED", "pending": "UNFULFILLED", "unfulfilled": "UNFULFILLED"}
+
+
+def _shipping_total(order: Mapping[str, Any]) -> str:
+    if isinstance(order.get("total_shipping_price_set"), Mapping):
+        return _rest_amount(order, "total_shipping_price")
+    lines = order.get("shipping_lines") or []
+    return str(sum((Decimal(_rest_amount(line, "price")) for line in lines), Decimal("0")))
+
+
+def order_node(order: Mapping[str, Any]) -> JSON:
+    """The GraphQL `Order` Shopify would serve for this REST Order (what Orderline reads, and a bit more)."""
+    currency = str(order.get("currency") or "USD")
+    shipped, refunded = _shipped(order), _refunded(order)
+    financial = order.get("financial_status")
+    return {
+        "id": _gid("Order", order["id"]), "legacyResourceId": str(order["id"]), "name": order.get("name"),
+        "createdAt": _utc(order.get("created_at")), "updatedAt": _utc(order.get("updated_at")),
+        "processedAt": _utc(order.get("processed_at") or order.get("created_at")),
+        "cancelledAt": _utc(order.get("cancelled_at")),
+        "cancelReason": str(order["cancel_reason"]).upper() if order.get("cancel_reason") else None,
+        "currencyCode": currency, "email": order.get("email") or None, "phone": order.get("phone"),
+        "customerLocale": order.get("customer_locale"), "note": order.get("note"),
+        "tags": [t.strip() for t in str(order.get("tags") or "").split(",") if t.strip()],
+        "taxesIncluded": bool(order.get("taxes_included")),
+        "displayFinancialStatus": str(financial).upper() if financial else None,
+        "displayFulfillmentStatus": _FULFILLMENT_DISPLAY.get(order.get("fulfillment_status"), "UNFULFILLED"),
+        "customer": _customer(order.get("customer")),
+        "shippingAddress": _address(order.get("shipping_address")),
+        "billingAddress": _address(order.get("billing_address")),
+        "totalShippingPriceSet": _bag(_shipping_total(order), currency),
+        "totalTaxSet": _bag(_rest_amount(order, "total_tax"), currency),
+        "totalDiscountsSet": _bag(_rest_amount(order, "total_discounts"), currency),
+        "totalPriceSet": _bag(_rest_amount(order, "total_price"), currency),
+        "shippingLines": Connection.of({"title": s.get("title"), "code": s.get("code")}
+                                       for s in order.get("shipping_lines") or []),
+        "refunds": [_refund(r, currency) for r in order.get("refunds") or []],
+        "lineItems": Connection.of(
+            _line_item(line, currency, shipped.get(line["id"], 0), refunded.get(line["id"], 0))
+            for line in order.get("line_items") or []),
+    }
+
+
+# --- reading a GraphQL request --------------------------------------------------------------------------
+
+
+def _fields(selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode]
+            ) -> Iterable[FieldNode]:
+    """The fields of a selection, fragments spread in (type conditions are not checked: one type per spot)."""
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _fields(selection.selection_set, fragments)
+        elif isinstance(selection, FragmentSpreadNode):
+            yield from _fields(fragments[selection.name.value].selection_set, fragments)
+
+
+def _arguments(node: FieldNode, variables: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(variables)
+    return {arg.name.value: value_from_ast_untyped(arg.value, values) for arg in node.arguments or ()}
+
+
+def estimate_cost(selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode],
+                  variables: Mapping[str, Any]) -> int:
+    """Shopify's requested cost, by its published rules: scalars 0, objects 1, a connection or list with
+    `first: N` costs 2 + N × its item. An estimate: unpaginated lists count as one item."""
+    total = 0
+    for node in _fields(selection_set, fragments):
+        if node.selection_set is None:
+            continue
+        size = _arguments(node, variables).get("first")
+        if not isinstance(size, int):
+            total += 1 + estimate_cost(node.selection_set, fragments, variables)
+            continue
+        per_item, once = 0, 0
+        children = list(_fields(node.selection_set, fragments))
+        for child in children:
+            cost = estimate_cost(child.selection_set, fragments, variables) if child.selection_set else 0
+            if child.name.value in ("nodes", "edges"):
+                per_item += cost + (1 if child.name.value == "nodes" else 0)
+            elif child.selection_set is not None:
+                once += 1 + cost
+        if not any(child.name.value in ("nodes", "edges") for child in children):
+            per_item = 1 + estimate_cost(node.selection_set, fragments, variables)
+        total += 2 + size * per_item + once
+    return total
+
+
+def select(value: Any, selection_set: SelectionSetNode | None,
+           fragments: Mapping[str, FragmentDefinitionNode], variables: Mapping[str, Any]) -> Any:
+    """Keep only what the query selected, as a GraphQL server does; pages connections on the way."""
+    if selection_set is None or value is None:
+        return value
+    if isinstance(value, list):
+        return [select(item, selection_set, fragments, variables) for item in value]
+    if not isinstance(value, Mapping):
+        return value
+    result: JSON = {}
+    for node in _fields(selection_set, fragments):
+        name = node.name.value
+        child = value.get(name)
+        arguments = _arguments(node, variables)
+        if isinstance(child, Connection):
+            child = child.page(arguments)
+        elif isinstance(child, list) and isinstance(arguments.get("first"), int):
+            child = child[:arguments["first"]]
+        key = node.alias.value if node.alias else name
+        result[key] = select(child, node.selection_set, fragments, variables)
+    return result
+
+
+def _count_objects(value: Any) -> int:
+    if isinstance(value, list):
+        return sum(_count_objects(item) for item in value)
+    if isinstance(value, Mapping):
+        return 1 + sum(_count_objects(item) for item in value.values())
+    return 0
+
+
+_SEARCH_TERM = re.compile(r"(?P<field>updated_at|created_at):(?P<op>>=|<=|>|<)?'?(?P<value>[^' ]+)'?")
+_COMPARE: dict[str, Callable[[str, str], bool]] = {
+    ">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
+    "": lambda a, b: a == b,
+}
+
+
+def _matches(node: Mapping[str, Any], query: str | None) -> bool:
+    """Shopify's order search, for the terms Orderline sends (`updated_at:>='ISO'`, created_at too)."""
+    for term in _SEARCH_TERM.finditer(query or ""):
+        key = "updatedAt" if term["field"] == "updated_at" else "createdAt"
+        wanted = _utc(term["value"]) or ""
+        if not _COMPARE[term["op"] or ""](str(node.get(key) or ""), wanted):
+            return False
+    return True
+
+
+# --- the server -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    root_fields: list[str] = field(default_factory=list)
+    status: int | None = None  # what the fake answered; 0 for a hang
+    response: Any = None
+
+
+@dataclass
+class _Failure:
+    status: int
+    retry_after: float | None
+    body: Any
+    after: int = 0  # requests to let through before this failure
+
+
+class FakeShopify:
+    """A loopback Shopify Admin API. Thread-safe; see the module docstring for what it serves."""
+
+    def __init__(self, *, access_token: str = "shpat_test_token", bucket_size: float = 1000.0,  # noqa: S107
+                 restore_rate: float = 50.0, throttle_status: int = 200, hang_seconds: float = 30.0,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.access_token = access_token
+        self.bucket_size = bucket_size
+        self.restore_rate = restore_rate
+        self.throttle_status = throttle_status
+        self.hang_seconds = hang_seconds
+        self.requests: list[RecordedRequest] = []
+        self.webhook_subscriptions: list[JSON] = []
+        self._orders: dict[str, JSON] = {}
+        self._failures: list[_Failure] = []
+        self._hangs = 0
+        self._available = bucket_size
+        self._refilled_at = time.monotonic()
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- control --------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The shop's root URL (what SHOPIFY_API_BASE_URL takes); the API lives under /admin/api/<version>."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeShopify:
+        self._released.clear()
+        # A short poll keeps stop() quick: tests start and stop one fake each.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-shopify", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._released.set()  # hung requests end now
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeShopify:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def add_order(self, order: Mapping[str, Any]) -> None:
+        """Store (or replace) a REST Order, e.g. a webhook fixture."""
+        with self._lock:
+            self._orders[str(order["id"])] = json.loads(json.dumps(order))
+
+    def remove_order(self, order_id: str | int) -> None:
+        with self._lock:
+            self._orders.pop(str(order_id), None)
+
+    def fail_next(self, status: int, times: int = 1, *, retry_after: float | None = None,
+                  body: Any = None, after: int = 0) -> None:
+        """Answer `times` requests with this HTTP status (and Retry-After, and `body` instead of Shopify's
+        usual error body, if given), once `after` more requests have been answered normally."""
+        with self._lock:
+            self._failures.extend(_Failure(status, retry_after, body, after if i == 0 else 0)
+                                  for i in range(times))
+
+    def hang_next(self, times: int = 1) -> None:
+        """Hold the next `times` requests without answering, for `hang_seconds` or until stop()."""
+        with self._lock:
+            self._hangs += times
+
+    def drain_bucket(self, to: float = 0.0) -> None:
+        """Leave `to` points in the cost bucket, as after a burst of queries."""
+        with self._lock:
+            self._available, self._refilled_at = to, time.monotonic()
+
+    def graphql_requests(self, root_field: str | None = None) -> list[RecordedRequest]:
+        return [r for r in self.requests if root_field is None or root_field in r.root_fields]
+
+    # --- answering ------------------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                status, headers, body = fake.answer("POST", self.path, dict(self.headers.items()), raw)
+                self._send(status, headers, body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                status, headers, body = fake.answer("GET", self.path, dict(self.headers.items()), b"")
+                self._send(status, headers, body)
+
+            def _send(self, status: int, headers: Mapping[str, str], body: Any) -> None:
+                if status == 0:
+                    self.close_connection = True  # a hang that ended: drop the connection, answer nothing
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # tests read fake.requests instead
+
+        return Handler
+
+    def answer(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
+        """(status, extra headers, JSON body) for one request; status 0 means hang up without answering."""
+        recorded = RecordedRequest(method, path, dict(headers), None)
+        answer = self._answer(recorded, raw)
+        recorded.status, recorded.response = answer[0], answer[2]
+        return answer
+
+    def _answer(self, recorded: RecordedRequest, raw: bytes) -> Answer:
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        recorded.body = body
+        method, path, headers = recorded.method, recorded.path, recorded.headers
+        with self._lock:
+            self.requests.append(recorded)
+            hang = self._hangs > 0
+            self._hangs -= 1 if hang else 0
+            failure = self._next_failure() if not hang else None
+        if hang:
+            self._released.wait(self.hang_seconds)
+            return 0, {}, None
+        if failure is not None:
+            return self._failure(failure)
+        route = GRAPHQL_PATH.match(path.split("?", 1)[0])
+        if route is None or method != "POST":
+            return 404, {}, {"errors": "Not Found"}
+        token = {k.lower(): v for k, v in headers.items()}.get("x-shopify-access-token")
+        if token != self.access_token:
+            return 401, {}, {"errors": INVALID_TOKEN}
+        if not isinstance(body, Mapping) or not isinstance(body.get("query"), str):
+            return 400, {}, {"errors": {"query": "Required parameter missing or invalid"}}
+        return self._graphql(recorded, body)
+
+    def _next_failure(self) -> _Failure | None:
+        if not self._failures:
+            return None
+        if self._failures[0].after > 0:
+            self._failures[0].after -= 1
+            return None
+        return self._failures.pop(0)
+
+    def _failure(self, failure: _Failure) -> Answer:
+        headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
+        if failure.body is not None:
+            return failure.status, headers, failure.body
+        if failure.status == 429:
+            return 429, headers, {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}
+        if failure.status == 401:
+            return 401, headers, {"errors": INVALID_TOKEN}
+        if failure.status == 404:
+            return 404, headers, {"errors": "Not Found"}
+        message = "Internal Server Error" if failure.status >= 500 else "Bad Request"
+        return failure.status, headers, {"errors": message}
+
+    def _graphql(self, recorded: RecordedRequest, body: Mapping[str, Any]) -> Answer:
+        try:
+            document = parse(body["query"])
+            operation = _operation(document, body.get("operationName"))
+        except GraphQLError as error:
+            return 200, {}, {"errors": [{"message": error.message, "extensions": {"code": "PARSE_ERROR"}}]}
+        fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        variables = body.get("variables") or {}
+        roots = list(_fields(operation.selection_set, fragments))
+        recorded.root_fields = [node.name.value for node in roots]
+        mutation = operation.operation == OperationType.MUTATION
+        requested = estimate_cost(operation.selection_set, fragments, variables) + (
+            MUTATION_COST * len(roots) if mutation else 0)
+        with self._lock:
+            available = self._refill()
+            if requested > available:
+                return self._throttled(requested, available)
+            data, errors = self._resolve(roots, fragments, variables)
+            actual = min(requested, _count_objects(data) + (MUTATION_COST * len(roots) if mutation else 0))
+            self._available = available - actual
+        answer: JSON = {"data": data, "extensions": {"cost": self._cost(requested, actual)}}
+        if errors:
+            answer["errors"] = errors
+        return 200, {}, answer
+
+    def _refill(self) -> float:
+        now = time.monotonic()
+        restored = (now - self._refilled_at) * self.restore_rate
+        self._available = min(self.bucket_size, self._available + restored)
+        self._refilled_at = now
+        return self._available
+
+    def _cost(self, requested: int, actual: int | None) -> JSON:
+        status = {"maximumAvailable": self.bucket_size, "currentlyAvailable": int(self._available),
+                  "restoreRate": self.restore_rate}
+        return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": status}
+
+    def _throttled(self, requested: int, available: float) -> Answer:
+        body = {"errors": [{"message": "Throttled", "extensions": {
+                    "code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"}}],
+                "extensions": {"cost": self._cost(requested, None)}}
+        return self.throttle_status, {}, body
+
+    def _resolve(self, roots: list[FieldNode], fragments: Mapping[str, FragmentDefinitionNode],
+                 variables: Mapping[str, Any]) -> tuple[JSON, list[JSON]]:
+        data: JSON = {}
+        errors: list[JSON] = []
+        for node in roots:
+            resolver = self._root_resolvers().get(node.name.value)
+            key = node.alias.value if node.alias else node.name.value
+            if resolver is None:
+                errors.append({"message": f"Field '{node.name.value}' doesn't exist on type 'QueryRoot'",
+                               "extensions": {"code": "undefinedField"}})
+                continue
+            value = resolver(_arguments(node, variables))
+            data[key] = select(value, node.selection_set, fragments, variables)
+        return data, errors
+
+    def _root_resolvers(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
+        return {"order": self._order, "orders": self._order_list,
+                "webhookSubscriptionCreate": self._create_webhook}
+
+    def _order(self, arguments: Mapping[str, Any]) -> Any:
+        order = self._orders.get(str(arguments.get("id", "")).rsplit("/", 1)[-1])
+        return order_node(order) if order is not None else None
+
+    def _order_list(self, arguments: Mapping[str, Any]) -> Any:
+        nodes = [order_node(order) for order in self._orders.values()]
+        nodes = [node for node in nodes if _matches(node, arguments.get("query"))]
+        sort = "createdAt" if arguments.get("sortKey") == "CREATED_AT" else "updatedAt"
+        if arguments.get("sortKey") in ("ID", None):
+            sort = "legacyResourceId"
+        # The id breaks ties, so the order is total and a cursor names one place in it.
+        keyed = sorted(([str(node[sort]).zfill(24), int(node["legacyResourceId"])], node) for node in nodes)
+        return Connection(keyed).page(arguments)
+
+    def _create_webhook(self, arguments: Mapping[str, Any]) -> Any:
+        topic = arguments.get("topic")
+        subscription = dict(arguments.get("webhookSubscription") or {})
+        uri = subscription.get("uri") or subscription.get("callbackUrl")
+        if not uri:
+            return {"webhookSubscription": None, "userErrors": [
+                {"field": ["webhookSubscription", "uri"], "message": "Address can't be blank"}]}
+        if any(s["topic"] == topic and s["uri"] == uri for s in self.webhook_subscriptions):
+            return {"webhookSubscription": None, "userErrors": [
+                {"field": ["webhookSubscription", "callbackUrl"],
+                 "message": "Address for this topic has already been taken"}]}
+        created = {"id": _gid("WebhookSubscription", 1000 + len(self.webhook_subscriptions)), "topic": topic,
+                   "uri": uri, "callbackUrl": uri, "format": subscription.get("format", "JSON")}
+        self.webhook_subscriptions.append(created)
+        return {"webhookSubscription": created, "userErrors": []}
+
+
+def _operation(document: DocumentNode, name: Any) -> OperationDefinitionNode:
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    for operation in operations:
+        if name is None or (operation.name and operation.name.value == name):
+            return operation
+    raise GraphQLError(f"No operation named '{name}'" if name else "No operation in the document")
