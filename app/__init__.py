@@ -56,7 +56,8 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         Path(settings.instance_dir).mkdir(parents=True, exist_ok=True)
 
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     runtime = install(build_runtime(settings))
     app.extensions["orderline"] = runtime
     runtime.secrets = SecretBox(resolve_secret_key(settings))

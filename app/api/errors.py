@@ -6,8 +6,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import marshmallow as ma
 from flask import Response, jsonify, request
-from flask_smorest import Api
+from flask_smorest import Api, abort
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
@@ -32,7 +33,8 @@ def error_response(status: int, message: str, *, code: str | None = None,
 
 def _flatten_locations(messages: Any) -> dict[str, Any]:
     # webargs nests errors by location ({"json": {...}}); callers care about the field names.
-    if isinstance(messages, dict) and set(messages) <= {"json", "query", "path", "view_args", "headers", "form"}:
+    locations = {"json", "query", "path", "view_args", "headers", "form"}
+    if isinstance(messages, dict) and set(messages) <= locations:
         flat: dict[str, Any] = {}
         for part in messages.values():
             if isinstance(part, dict):
@@ -56,12 +58,35 @@ def _message_for(error: HTTPException, fields: dict[str, Any]) -> str:
     return error.description or error.name
 
 
+class ErrorDetail(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"example": "validation_error"})
+    message = ma.fields.String(required=True)
+    fields_ = ma.fields.Dict(required=True, data_key="fields",
+                             metadata={"description": "what is wrong, by field (nested like the request)"})
+
+
+class Error(ma.Schema):
+    """The body of every answer that is not a success (documentation only: error_response writes it)."""
+
+    error = ma.fields.Nested(ErrorDetail, required=True)
+
+
 class OrderlineApi(Api):  # type: ignore[misc]
+    ERROR_SCHEMA = Error
+
     def handle_http_exception(self, error: HTTPException) -> Response:
         data = getattr(error, "data", None) or {}
         fields = _flatten_locations(data.get("errors") or data.get("messages") or {})
         status = error.code or 500
-        return error_response(status, _message_for(error, fields), fields=fields, headers=data.get("headers"))
+        # Werkzeug's own headers carry meaning too: Allow on a 405 says which methods would work.
+        headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
+        return error_response(status, _message_for(error, fields), fields=fields, headers=headers)
+
+
+def _no_constants(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON and no column can store.
+    raise ValueError(f"{name} is not a JSON value")
 
 
 class JsonParser(FlaskParser):
@@ -73,4 +98,14 @@ class JsonParser(FlaskParser):
                 raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
             return core.missing
         raw = req.get_data(cache=True)
-        return json.loads(raw.decode("utf-8"), parse_float=Decimal)
+        try:
+            body = json.loads(raw.decode("utf-8"), parse_float=Decimal, parse_constant=_no_constants)
+        # ValueError covers bad syntax, bad UTF-8 and integers too long to read; RecursionError deep nesting.
+        except (ValueError, RecursionError) as err:
+            abort(400, message=f"the request body is not valid JSON: {err}")
+        if not isinstance(body, dict):
+            kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+            kind = kinds.get(type(body), "a number")
+            abort(422, message=f"the request body must be a JSON object, not {kind}",
+                  errors={"_schema": ["must be a JSON object"]})
+        return body

@@ -11,7 +11,7 @@ from app import inbox
 from app.api import db
 from app.api.auth import require
 from app.api.errors import JsonParser
-from app.api.schemas import Strict
+from app.api.schemas import Strict, Text
 from app.models import InboundEvent
 from app.orders.errors import NotFound
 from app.orders.types import Role
@@ -24,7 +24,7 @@ STATUSES = ["received", "processed", "ignored", "stale", "failed"]
 
 class InboundListArgs(Strict):
     status = fields.String(validate=validate.OneOf(STATUSES))
-    provider = fields.String(validate=validate.Length(max=32))
+    provider = Text(validate=validate.Length(max=32))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
 
 
@@ -58,7 +58,7 @@ class InboundList(MethodView):
             return list(session.execute(query).scalars())
 
 
-@blp.route("/<int:inbound_id>/replay")
+@blp.route("/<id:inbound_id>/replay")
 class InboundReplay(MethodView):
     @require(Role.MANAGER)
     @blp.response(202, InboundOut)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.api import db, runtime
 from app.api.auth import require
-from app.api.errors import JsonParser
+from app.api.errors import Error, JsonParser
 from app.api.schemas import JobListArgs, JobOut
 from app.models import OutboxEvent
 from app.orders.errors import Conflict, NotFound
@@ -33,11 +33,11 @@ class Jobs(MethodView):
             return list(session.execute(query.order_by(OutboxEvent.id.desc()).limit(limit)).scalars())
 
 
-@blp.route("/<int:job_id>/requeue")
+@blp.route("/<id:job_id>/requeue")
 class JobRequeue(MethodView):
     @require(Role.MANAGER)
     @blp.response(202, JobOut)
-    @blp.alt_response(409, description="only failed jobs can be requeued")
+    @blp.alt_response(409, schema=Error, description="only failed jobs can be requeued")
     def post(self, job_id: int) -> Any:
         """Run a failed job again (after the cause is fixed)."""
         with db().session() as session:

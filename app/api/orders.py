@@ -2,43 +2,26 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from flask import g, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import exists, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.api import db
 from app.api.auth import require
-from app.api.errors import JsonParser, error_response
-from app.api.schemas import ActionIn, OrderCreate, OrderListArgs, OrderOut, OrderPage
+from app.api.errors import Error, JsonParser, error_response
+from app.api.schemas import ActionIn, Cursor, OrderCreate, OrderListArgs, OrderOut, OrderPage
 from app.models import LineItem, Order, Shop
 from app.orders import actions
-from app.orders.errors import NotFound, OrderError
+from app.orders.errors import InvalidOrder, NotFound
 from app.orders.types import NewAddress, NewLineItem, NewOrder, Role
 
 blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Orders from every channel")
 blp.ARGUMENTS_PARSER = JsonParser()
-
-
-def encode_cursor(order_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{order_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, value = raw.partition(":")
-        if prefix != "id" or not value.isdigit():
-            raise ValueError(cursor)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise OrderError("the cursor is not one this API gave out", fields={"cursor": ["is not valid"]}) from None
 
 
 def _like(text: str) -> str:
@@ -58,7 +41,7 @@ def _filtered(args: dict[str, Any]) -> Any:
         query = query.where(Order.placed_at >= args["placed_from"])
     if args.get("placed_to"):
         query = query.where(Order.placed_at < args["placed_to"])
-    if args.get("q"):
+    if args.get("q", "").strip():
         pattern = _like(args["q"].strip())
         query = query.where(or_(
             Order.number.ilike(pattern, escape="\\"),
@@ -111,50 +94,69 @@ def _full_order(session: Any, order_id: int) -> Order:
     return order
 
 
+def _order_numbered(session: Any, shop_id: int, number: str | None) -> int | None:
+    if not number:
+        return None
+    return session.execute(select(Order.id).where(Order.shop_id == shop_id, Order.number == number)).scalar()
+
+
 @blp.route("")
 class Orders(MethodView):
     @require(Role.VIEWER)
     @blp.arguments(OrderListArgs, location="query", as_kwargs=True)
     @blp.response(200, OrderPage)
     def get(self, **args: Any) -> dict[str, Any]:
-        """List orders, newest first, with filters and free-text search."""
+        """List orders, newest first (by when they were placed), with filters and free-text search."""
         query = _filtered(args)
         if args.get("cursor"):
-            query = query.where(Order.id < decode_cursor(args["cursor"]))
+            # Keyset paging on (placed_at, id): an order arriving meanwhile never shifts or repeats a page.
+            placed_at, order_id = args["cursor"]
+            query = query.where(or_(Order.placed_at < placed_at,
+                                    and_(Order.placed_at == placed_at, Order.id < order_id)))
         limit = args["limit"]
         with db().session() as session:
-            rows = list(session.execute(query.order_by(Order.id.desc()).limit(limit + 1)).scalars())
+            rows = list(session.execute(
+                query.order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit + 1)).scalars())
         page, more = rows[:limit], len(rows) > limit
-        return {"data": page, "next_cursor": encode_cursor(page[-1].id) if more and page else None}
+        return {"data": page, "next_cursor": Cursor.encode(page[-1].placed_at, page[-1].id) if more else None}
 
     @require(Role.OPERATOR)
     @blp.arguments(OrderCreate)
-    @blp.response(201, OrderOut)
-    @blp.alt_response(409, description="an order with this number already exists in the shop")
+    @blp.response(201, OrderOut, headers={"Location": {"description": "the new order's URL",
+                                                       "schema": {"type": "string"}}})
+    @blp.alt_response(409, schema=Error, description="an order with this number already exists in the shop")
     def post(self, data: dict[str, Any]) -> Any:
         """Create a manual order (phone, point of sale): stored as received, then triaged by a job."""
+        number, existing = data.get("number"), None
         try:
             with db().session() as session:
                 shop = session.get(Shop, data["shop_id"])
                 if shop is None:
-                    raise OrderError(f"shop {data['shop_id']} does not exist", fields={"shop_id": ["unknown shop"]})
+                    raise InvalidOrder(f"shop {data['shop_id']} does not exist",
+                                       fields={"shop_id": ["no such shop"]})
                 if shop.channel != "manual":
-                    raise OrderError(f"shop {shop.id} is a {shop.channel} shop; its orders come from {shop.channel}",
-                                     fields={"shop_id": ["must be a manual shop"]})
-                order = actions.create_order(session, shop, _new_order(data), g.actor)
-                order_id = order.id
+                    raise InvalidOrder(f"shop {shop.id} is a {shop.channel} shop: its orders come from "
+                                       f"{shop.channel}, not the API",
+                                       fields={"shop_id": ["must be a shop on the manual channel"]})
+                # Looked up first because the unique key does not cover a number the shop generated itself.
+                existing = _order_numbered(session, shop.id, number)
+                if existing is None:
+                    order_id = actions.create_order(session, shop, _new_order(data), g.actor).id
         except IntegrityError:
-            with db().session() as session:
-                existing = session.execute(select(Order.id).where(
-                    Order.shop_id == data["shop_id"], Order.number == data.get("number"))).scalar()
-            return error_response(409, f"order {data.get('number')} already exists in shop {data['shop_id']}",
-                                  code="duplicate_order", fields={"id": existing})
+            with db().session() as session:  # the same number sent twice at once: the other request won
+                existing = _order_numbered(session, data["shop_id"], number)
+            if existing is None:
+                raise
+        if existing is not None:
+            return error_response(409, f"shop {data['shop_id']} already has order {number} (id {existing})",
+                                  code="duplicate_order",
+                                  fields={"number": [f"already used by order {existing}"]})
         with db().session() as session:
             order = _full_order(session, order_id)
         return order, 201, {"Location": url_for("orders.OrderView", order_id=order_id)}
 
 
-@blp.route("/<int:order_id>")
+@blp.route("/<id:order_id>")
 class OrderView(MethodView):
     @require(Role.VIEWER)
     @blp.response(200, OrderOut)
@@ -164,12 +166,13 @@ class OrderView(MethodView):
             return _full_order(session, order_id)
 
 
-@blp.route("/<int:order_id>/actions/<any(approve, hold, release, cancel, note):name>")
+@blp.route("/<id:order_id>/actions/<any(approve, hold, release, cancel, note):name>")
 class OrderAction(MethodView):
     @require(Role.VIEWER)
-    @blp.arguments(ActionIn)
+    @blp.arguments(ActionIn, required=False)  # approve and release need no body
     @blp.response(200, OrderOut)
-    @blp.alt_response(409, description="the transition is not allowed, or the order changed meanwhile")
+    @blp.alt_response(409, schema=Error,
+                      description="the transition is not allowed, or the order changed meanwhile")
     def post(self, data: dict[str, Any], order_id: int, name: str) -> Order:
         """Act on an order: approve, hold (reason), release, cancel (reason; managers), note (text)."""
         with db().session() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.api import db
 from app.api.auth import require
-from app.api.errors import JsonParser, error_response
+from app.api.errors import Error, JsonParser, error_response
 from app.api.schemas import ShopIn, ShopOut, ShopPatch
 from app.models import Shop
 from app.orders.errors import NotFound
@@ -44,8 +44,9 @@ class Shops(MethodView):
 
     @require(Role.MANAGER)
     @blp.arguments(ShopIn)
-    @blp.response(201, ShopOut)
-    @blp.alt_response(409, description="this channel already has a shop with that external id")
+    @blp.response(201, ShopOut,
+                  headers={"Location": {"description": "the new shop's URL", "schema": {"type": "string"}}})
+    @blp.alt_response(409, schema=Error, description="this channel already has a shop with that external id")
     def post(self, data: dict[str, Any]) -> Any:
         """Register a shop. Credentials and the webhook secret are stored encrypted and never returned."""
         try:
@@ -55,12 +56,13 @@ class Shops(MethodView):
                 session.add(shop)
                 session.flush()
         except IntegrityError:
-            return error_response(409, f"a {data['channel']} shop '{data['external_id']}' is already registered",
-                                  code="duplicate_shop")
-        return shop, 201
+            return error_response(409, f"{data['channel']} shop '{data['external_id']}' is already known",
+                                  code="duplicate_shop",
+                                  fields={"external_id": ["already registered on this channel"]})
+        return shop, 201, {"Location": url_for("shops.ShopView", shop_id=shop.id)}
 
 
-@blp.route("/<int:shop_id>")
+@blp.route("/<id:shop_id>")
 class ShopView(MethodView):
     @require(Role.VIEWER)
     @blp.response(200, ShopOut)
@@ -73,7 +75,7 @@ class ShopView(MethodView):
             return shop
 
     @require(Role.MANAGER)
-    @blp.arguments(ShopPatch)
+    @blp.arguments(ShopPatch, required=False)
     @blp.response(200, ShopOut)
     def patch(self, data: dict[str, Any], shop_id: int) -> Shop:
         """Change a shop's name, settings or secrets."""

@@ -107,14 +107,18 @@ def _address(kind: str, value: NewAddress) -> Address:
 
 
 def _next_number(session: Session, shop: Shop) -> str:
-    # One atomic UPDATE … RETURNING, so two manual orders at once never share a number.
-    number = session.execute(
-        update(Shop)
-        .where(Shop.id == shop.id)
-        .values(next_order_number=Shop.next_order_number + 1)
-        .returning(Shop.next_order_number - 1)
-    ).scalar_one()
-    return str(number)
+    # One atomic UPDATE … RETURNING per try, so two manual orders at once never share a number; numbers
+    # a caller chose themselves (a till receipt) are skipped.
+    while True:
+        number = str(session.execute(
+            update(Shop)
+            .where(Shop.id == shop.id)
+            .values(next_order_number=Shop.next_order_number + 1)
+            .returning(Shop.next_order_number - 1)
+        ).scalar_one())
+        taken = session.execute(select(Order.id).where(Order.shop_id == shop.id, Order.number == number)).first()
+        if taken is None:
+            return number
 
 
 def _exact(amount: Decimal, currency: str) -> Decimal:
