@@ -65,7 +65,8 @@ def start_embedded_redis(data_dir: Path) -> str:
             raise RuntimeError("the embedded Redis did not start")
         time.sleep(0.05)
     log.warning("dev_default.embedded_redis", url=url,
-                message="no Redis was reachable: started an embedded one for development; set REDIS_URL in production")
+                message="no Redis was reachable: started an embedded one for development; "
+                        "set REDIS_URL in production")
     return url
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -32,16 +35,22 @@ def _new_job_id(outbox_id: int) -> str:
     return f"outbox-{outbox_id}-{secrets.token_hex(3)}"
 
 
+def _whole_second_after(delay: float) -> datetime:
+    # RQ keeps scheduled times in whole seconds, truncating: round up, so a retry never runs early.
+    return datetime.fromtimestamp(math.ceil(utcnow().timestamp() + delay), tz=UTC)
+
+
 def _enqueue(runtime: Runtime, row: OutboxEvent, *, delay: float | None = None) -> str:
     queue = Queue(str(spec_for(row.job).queue), connection=runtime.redis)
     job_id = _new_job_id(row.id)
     # The job outlives its first failure by long enough for the sweeper to read its status.
-    options = dict(job_id=job_id, result_ttl=3600, failure_ttl=7 * 24 * 3600, job_timeout=600,
-                   description=f"{row.job} (outbox {row.id})")
+    description = f"{row.job} (outbox {row.id})"
     if delay and delay > 0:
-        queue.enqueue_in(timedelta(seconds=delay), RUNNER, row.id, **options)
+        queue.enqueue_at(_whole_second_after(delay), RUNNER, row.id, job_id=job_id, result_ttl=3600,
+                         failure_ttl=7 * 24 * 3600, job_timeout=600, description=description)
     else:
-        queue.enqueue(RUNNER, row.id, **options)
+        queue.enqueue(RUNNER, row.id, job_id=job_id, result_ttl=3600, failure_ttl=7 * 24 * 3600,
+                      job_timeout=600, description=description)
     return job_id
 
 
@@ -85,14 +94,70 @@ def schedule_retry(runtime: Runtime, outbox_id: int) -> None:
         log.warning("relay.retry_not_scheduled", outbox_id=outbox_id, error=str(error))
 
 
+# --- leases: how the sweeper tells a running job from one whose worker was killed ---------------------------
+#
+# RQ notices a SIGKILLed worker only when its started-registry entry expires (a minute and a half at
+# best, RELIABILITY.md §2). A running job instead holds a short lease in Redis, renewed from a thread while
+# it runs; a job RQ still calls "started" whose lease has lapsed is dead, and the sweeper runs it again.
+# A wrong guess (a job frozen longer than the lease) costs nothing: the second copy waits on the row lock
+# and then finds the row closed.
+
+
+def lease_key(outbox_id: int) -> str:
+    return f"orderline:lease:outbox:{outbox_id}"
+
+
+def lease_seconds(runtime: Runtime) -> int:
+    return max(int(runtime.settings.worker_ttl_seconds), 2)
+
+
+@contextmanager
+def held_lease(runtime: Runtime, outbox_id: int) -> Iterator[None]:
+    """Hold outbox row `outbox_id`'s lease while the block runs. Redis being down only skips renewals."""
+    ttl = lease_seconds(runtime)
+    stop = threading.Event()
+
+    def renew() -> None:
+        try:
+            runtime.redis.set(lease_key(outbox_id), "1", ex=ttl)
+        except RedisError as error:
+            log.warning("lease.not_renewed", outbox_id=outbox_id, error=str(error))
+
+    def keep_renewing() -> None:
+        while not stop.wait(ttl / 3):
+            renew()
+
+    renew()
+    thread = threading.Thread(target=keep_renewing, name=f"orderline-lease-{outbox_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=1)
+
+
 def _job_alive(runtime: Runtime, job_id: str | None) -> bool:
     if not job_id:
         return False
     try:
-        status = Job.fetch(job_id, connection=runtime.redis).get_status(refresh=False)
+        job = Job.fetch(job_id, connection=runtime.redis)
     except NoSuchJobError:
         return False
-    return status in _ALIVE
+    status = job.get_status(refresh=False)
+    if status != JobStatus.STARTED:
+        return status in _ALIVE
+    outbox_id = _outbox_id_of(job_id)
+    if outbox_id is None or runtime.redis.exists(lease_key(outbox_id)):
+        return True
+    # No lease: dead, unless it started so recently that its first renewal may still be on its way.
+    started = job.started_at
+    return started is None or utcnow() - started < timedelta(seconds=lease_seconds(runtime))
+
+
+def _outbox_id_of(job_id: str) -> int | None:
+    parts = job_id.split("-")
+    return int(parts[1]) if len(parts) == 3 and parts[0] == "outbox" and parts[1].isdigit() else None
 
 
 def sweep(runtime: Runtime, *, limit: int = 500) -> int:
@@ -125,21 +190,44 @@ def sweep(runtime: Runtime, *, limit: int = 500) -> int:
 def requeue_failed(runtime: Runtime, outbox_ids: Iterable[int] | None = None) -> list[int]:
     """Make failed rows pending again (all of them, or the ones named) and enqueue them."""
     with runtime.db.session() as session:
-        query = select(OutboxEvent.id).where(OutboxEvent.status == "failed")
+        query = (select(OutboxEvent.id, OutboxEvent.job, OutboxEvent.rq_job_id)
+                 .where(OutboxEvent.status == "failed"))
         if outbox_ids is not None:
             query = query.where(OutboxEvent.id.in_(list(outbox_ids)))
-        ids = list(session.execute(query).scalars())
+        rows = session.execute(query).all()
+        ids = [row.id for row in rows]
         if ids:
             session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(
                 status="pending", attempts=0, next_attempt_at=None, finished_at=None, enqueued_at=None))
+    _forget_failed_rq_jobs(runtime, [(row.job, row.rq_job_id) for row in rows])
     publish(runtime, ids)
     return ids
+
+
+def _forget_failed_rq_jobs(runtime: Runtime, jobs: list[tuple[str, str | None]]) -> None:
+    """Drop the requeued rows' old jobs from RQ's failed registry, so its count means "still failed"."""
+    try:
+        for job, rq_job_id in jobs:
+            if not rq_job_id:
+                continue
+            try:
+                queue = Queue(str(spec_for(job).queue), connection=runtime.redis)
+            except LookupError:
+                continue
+            registry = FailedJobRegistry(queue=queue)
+            if rq_job_id in registry:
+                registry.remove(rq_job_id, delete_job=True)
+    except RedisError as error:
+        log.warning("relay.failed_registry_not_cleaned", error=str(error))
 
 
 def install_after_commit(runtime: Runtime) -> None:
     """Publish every session's new outbox rows right after it commits."""
 
     def after_commit(session: Session) -> None:
+        # SQLAlchemy fires this for a SAVEPOINT's release too; only the outermost commit makes rows visible.
+        if session.in_nested_transaction():
+            return
         ids = outbox.take_committed_ids(session)
         if ids:
             try:
@@ -151,7 +239,13 @@ def install_after_commit(runtime: Runtime) -> None:
         outbox.take_committed_ids(session)
 
     event.listen(runtime.db.sessionmaker, "after_commit", after_commit)
-    event.listen(runtime.db.sessionmaker, "after_soft_rollback", lambda s, _t: after_rollback(s))
+    # A rolled-back SAVEPOINT leaves the outer transaction's rows to publish; only a full rollback drops them.
+    event.listen(runtime.db.sessionmaker, "after_soft_rollback",
+                 lambda s, previous: None if previous.nested else after_rollback(s))
+
+
+# Held by the sweeper thread while it uses the database, and by a worker while it forks a work horse.
+FORK_GUARD = threading.Lock()
 
 
 class Sweeper(threading.Thread):
@@ -167,7 +261,8 @@ class Sweeper(threading.Thread):
         while not self.stopped.wait(self.interval):
             try:
                 if self.runtime.redis.set("orderline:sweeper", "1", nx=True, ex=max(int(self.interval), 1)):
-                    sweep(self.runtime)
+                    with FORK_GUARD:  # no work horse is forked mid-transaction (jobs/worker.py)
+                        sweep(self.runtime)
             except RedisError as error:
                 log.warning("sweep.skipped", error=str(error))
             except Exception:

@@ -7,8 +7,18 @@ import socket
 from dataclasses import dataclass
 
 import redis
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.failures import PermanentError, TransientError
+from app.orders.errors import VersionConflict
+
+# Worth another try: the network, a database or Redis blip, and an order changed by staff under the job
+# (the next attempt loads fresh state).
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    TimeoutError, ConnectionError, socket.timeout, redis.ConnectionError, redis.TimeoutError,
+    OperationalError, PoolTimeout, VersionConflict,
+)
 
 
 @dataclass(frozen=True)
@@ -17,13 +27,15 @@ class RetryPolicy:
     base_seconds: float = 2.0
     cap_seconds: float = 600.0
 
-    def delay(self, attempt: int, retry_after: float | None = None, *, rng: random.Random | None = None) -> float:
+    def delay(self, attempt: int, retry_after: float | None = None, *,
+              rng: random.Random | None = None) -> float:
         """Seconds to wait before attempt `attempt + 1`, after `attempt` failures (1-based)."""
         ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(attempt - 1, 0))
         # "Equal jitter": at least half the backoff, so retries spread out but never bunch at zero.
-        jittered = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        uniform = rng.uniform if rng is not None else random.uniform
+        jittered: float = ceiling / 2 + uniform(0, ceiling / 2)
         if retry_after is not None:
-            return max(jittered, retry_after)
+            return max(jittered, float(retry_after))
         return jittered
 
     def gives_up_after(self, attempt: int) -> bool:
@@ -36,7 +48,7 @@ def classify(error: BaseException) -> tuple[bool, float | None]:
         return False, None
     if isinstance(error, TransientError):
         return True, error.retry_after
-    if isinstance(error, (TimeoutError, ConnectionError, socket.timeout, redis.ConnectionError)):
+    if isinstance(error, _TRANSIENT):
         return True, None
     try:
         import requests

@@ -36,6 +36,12 @@ def _locked(session: Session, outbox_id: int) -> OutboxEvent | None:
 def run_outbox(outbox_id: int) -> str:
     """The RQ entry point for every job. Returns what happened, for RQ's result and the logs."""
     runtime = runtime_module.current()
+    # The lease tells the sweeper this job is alive; if the worker is killed, it lapses within seconds.
+    with relay.held_lease(runtime, outbox_id):
+        return _run(runtime, outbox_id)
+
+
+def _run(runtime: Runtime, outbox_id: int) -> str:
     db = runtime.db
     with db.session() as session:
         row = _locked(session, outbox_id)

@@ -6,12 +6,28 @@ from collections.abc import Sequence
 
 import structlog
 from rq import Queue, SimpleWorker, Worker
+from rq.job import Job
+from rq.worker import BaseWorker
 
 from app.runtime import Runtime
 from jobs.queues import ALL_QUEUES
-from jobs.relay import Sweeper
+from jobs.relay import FORK_GUARD, Sweeper
 
 log = structlog.get_logger("orderline.worker")
+
+
+class ForkSafeWorker(Worker):
+    """RQ's forking worker, forking only while the sweeper thread is between database transactions.
+
+    SQLite keeps its locks per process: a child forked while the sweeper held the write lock inherits the
+    belief that "another connection" holds it, and its first transaction waits out the busy timeout and
+    fails with "database is locked". (The sweeper re-enqueues a job and this worker forks for it at once,
+    so the two meet often.)
+    """
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        with FORK_GUARD:
+            super().fork_work_horse(job, queue)
 
 
 def run_worker(runtime: Runtime, queue_names: Sequence[str] = (), *, burst: bool = False,
@@ -19,11 +35,13 @@ def run_worker(runtime: Runtime, queue_names: Sequence[str] = (), *, burst: bool
     """Work the named queues (all by default). Returns whether any job ran (for burst mode)."""
     names = list(queue_names) or [str(q) for q in ALL_QUEUES]
     queues = [Queue(name, connection=runtime.redis) for name in names]
-    worker_class = SimpleWorker if simple else Worker
+    worker_class: type[BaseWorker] = SimpleWorker if simple else ForkSafeWorker
     ttl = runtime.settings.worker_ttl_seconds
-    # A short worker TTL and maintenance interval let another worker notice a SIGKILLed one in about
-    # a minute and a half instead of RQ's default seven (RELIABILITY.md §2).
-    worker = worker_class(queues, connection=runtime.redis, worker_ttl=ttl, maintenance_interval=max(ttl // 7, 5))
+    # A short worker TTL and maintenance interval make RQ notice a SIGKILLed worker in about a minute and
+    # a half instead of seven (RELIABILITY.md §2); the sweeper, reading job leases, reruns its job sooner:
+    # about `worker_ttl_seconds` plus one sweep interval after the kill.
+    worker = worker_class(queues, connection=runtime.redis, worker_ttl=ttl,
+                          maintenance_interval=max(ttl // 7, 5))
     sweeper = Sweeper(runtime, runtime.settings.sweep_interval_seconds) if sweep and not burst else None
     if sweeper:
         sweeper.start()

@@ -28,7 +28,8 @@ class StateCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         depth = GaugeMetricFamily("orderline_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
-        rq_failed = GaugeMetricFamily("orderline_rq_failed_jobs", "Jobs in RQ's failed registry", labels=["queue"])
+        rq_failed = GaugeMetricFamily("orderline_rq_failed_jobs", "Jobs in RQ's failed registry",
+                                      labels=["queue"])
         redis_up = GaugeMetricFamily("orderline_redis_up", "1 when Redis answered this scrape")
         try:
             for name in ALL_QUEUES:
