@@ -22,6 +22,7 @@ from app import outbox
 from app.models import OutboxEvent
 from app.runtime import Runtime
 from app.store import utcnow
+from jobs.reconcile import schedule_due as schedule_due_reconciliations
 from jobs.registry import spec_for
 
 log = structlog.get_logger("orderline.relay")
@@ -249,7 +250,8 @@ FORK_GUARD = threading.Lock()
 
 
 class Sweeper(threading.Thread):
-    """Sweeps on an interval; a Redis lock keeps one sweep at a time across all workers."""
+    """Sweeps the outbox and asks for due reconciliations on an interval; a Redis lock keeps one sweep at
+    a time across all workers."""
 
     def __init__(self, runtime: Runtime, interval: float) -> None:
         super().__init__(name="orderline-sweeper", daemon=True)
@@ -263,6 +265,7 @@ class Sweeper(threading.Thread):
                 if self.runtime.redis.set("orderline:sweeper", "1", nx=True, ex=max(int(self.interval), 1)):
                     with FORK_GUARD:  # no work horse is forked mid-transaction (jobs/worker.py)
                         sweep(self.runtime)
+                        schedule_due_reconciliations(self.runtime)
             except RedisError as error:
                 log.warning("sweep.skipped", error=str(error))
             except Exception:
