@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 from rq import Queue
@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.models import OutboxEvent
+from app.models import InboundEvent, OutboxEvent, ReconcileRun
 from app.runtime import Runtime
 from app.store import utcnow
 from jobs.queues import ALL_QUEUES
@@ -56,6 +56,30 @@ class StateCollector(Collector):
             outbox.add_metric([status], counts.get(status, 0))
         lag.add_metric([], (utcnow() - oldest).total_seconds() if oldest else 0.0)
         yield from (outbox, lag)
+        yield from self._channels()
+
+    def _channels(self) -> Iterator[Any]:
+        inbound = GaugeMetricFamily("orderline_inbound_events", "Webhook deliveries not (yet) processed, by status",
+                                    labels=["status"])
+        missed = CounterMetricFamily("orderline_missed_webhooks", "Orders and updates that only reconciliation "
+                                     "found, by shop", labels=["shop_id", "kind"])
+        try:
+            with self.runtime.db.session() as session:
+                # Processed rows are the bulk of the inbox and say nothing alarming: they are not counted.
+                by_status = dict(session.execute(select(InboundEvent.status, func.count())
+                                                 .where(InboundEvent.status != "processed")
+                                                 .group_by(InboundEvent.status)).all())
+                per_shop = session.execute(select(ReconcileRun.shop_id, func.sum(ReconcileRun.missed_creates),
+                                                  func.sum(ReconcileRun.missed_updates))
+                                           .group_by(ReconcileRun.shop_id)).all()
+        except SQLAlchemyError:
+            return
+        for status in ("received", "failed", "stale", "ignored"):
+            inbound.add_metric([status], by_status.get(status, 0))
+        for shop_id, creates, updates in per_shop:
+            missed.add_metric([str(shop_id), "order"], int(creates or 0))
+            missed.add_metric([str(shop_id), "update"], int(updates or 0))
+        yield from (inbound, missed)
 
 
 class Metrics:

@@ -100,3 +100,13 @@ def test_backfill_and_webhook_registration_from_the_cli(app: Any, runtime: Any, 
     topics = {s["topic"] for s in fake_shopify.webhook_subscriptions}
     assert {"ORDERS_CREATE", "ORDERS_UPDATED", "REFUNDS_CREATE", "APP_UNINSTALLED"} <= topics
     assert all(s["uri"].endswith("/webhooks/shopify") for s in fake_shopify.webhook_subscriptions)
+
+
+def test_missed_webhooks_show_in_metrics(runtime: Any, client: Any, run_jobs: Any, shop_id: int,
+                                         fake_shopify: FakeShopify) -> None:
+    fake_shopify.add_order(shopify_order(9001, minutes_ago=60))
+    schedule_due(runtime)
+    run_jobs()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert f'orderline_missed_webhooks_total{{kind="order",shop_id="{shop_id}"}} 1.0' in text
+    assert 'orderline_inbound_events{status="failed"} 0.0' in text
