@@ -352,6 +352,7 @@ def inbound_list(status: str | None, limit: int) -> None:
 def inbound_replay(inbound_ids: tuple[int, ...]) -> None:
     """Process stored deliveries again, after a fix (any status)."""
     from app import inbox
+    from jobs.ingest import wake
 
     with _runtime().db.session() as session:
         for inbound_id in inbound_ids:
@@ -359,6 +360,7 @@ def inbound_replay(inbound_ids: tuple[int, ...]) -> None:
                 inbox.replay(session, inbound_id)
             except LookupError as error:
                 raise click.ClickException(str(error)) from None
+    wake(_runtime())
     click.echo(f"replaying {len(inbound_ids)} delivery(ies)")
 
 

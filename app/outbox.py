@@ -18,7 +18,6 @@ class JobName(StrEnum):
     """Every job the domain can ask for; `jobs.registry` maps each to its function and queue."""
 
     TRIAGE_ORDER = "triage_order"
-    INGEST_INBOUND = "ingest_inbound"
     RECONCILE_SHOP = "reconcile_shop"
 
 

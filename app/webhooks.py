@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -12,6 +14,7 @@ from app.inbox import store_delivery
 from app.models import Shop
 from integrations import channel
 from integrations.base import ChannelSpec, Delivery, WebhookVerificationError
+from jobs.ingest import wake
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = structlog.get_logger("orderline.webhooks")
@@ -29,11 +32,39 @@ def _app_secrets(slug: str) -> list[str]:
     return _secrets([getattr(settings, f"{slug}_api_secret", ""), getattr(settings, f"{slug}_api_secret_previous", "")])
 
 
-def _find_shop(session: Any, spec: ChannelSpec, delivery: Delivery, path_ref: str | None) -> Shop | None:
-    if path_ref is not None:
-        shop = session.get(Shop, int(path_ref)) if path_ref.isdigit() else None
-        return shop if shop is not None and shop.channel == spec.slug else None
-    return session.query(Shop).filter_by(channel=spec.slug, external_id=delivery.shop_ref).one_or_none()
+@dataclass(frozen=True)
+class KnownShop:
+    id: int
+    secrets: list[str]
+    expires: float
+
+
+# Shops change rarely and every webhook needs one: a short-lived per-process cache keeps the lookup and the
+# decryption off the hot path. A rotated secret is picked up within SHOP_CACHE_SECONDS (the old one keeps
+# working meanwhile, as the channels themselves allow).
+SHOP_CACHE_SECONDS = 30.0
+
+
+def _find_shop(spec: ChannelSpec, delivery: Delivery, path_ref: str | None) -> KnownShop | None:
+    cache: dict[tuple[str, str], KnownShop] = current_app.extensions.setdefault("orderline.shop_cache", {})
+    key = (spec.slug, path_ref if path_ref is not None else delivery.shop_ref)
+    known = cache.get(key)
+    if known is not None and known.expires > time.monotonic():
+        return known
+    runtime = current_app.extensions["orderline"]
+    with runtime.db.session() as session:
+        if path_ref is not None:
+            shop = session.get(Shop, int(path_ref)) if path_ref.isdigit() and len(path_ref) < 10 else None
+            shop = shop if shop is not None and shop.channel == spec.slug else None
+        else:
+            shop = session.query(Shop).filter_by(channel=spec.slug, external_id=delivery.shop_ref).one_or_none()
+        if shop is None:
+            cache.pop(key, None)
+            return None
+        secrets = _secrets(runtime.secrets.open(shop.webhook_secret_encrypted)) if shop.webhook_secret_encrypted else []
+        known = KnownShop(shop.id, secrets, time.monotonic() + SHOP_CACHE_SECONDS)
+    cache[key] = known
+    return known
 
 
 def receive(slug: str, path_ref: str | None = None) -> Response:
@@ -42,34 +73,26 @@ def receive(slug: str, path_ref: str | None = None) -> Response:
     headers = request.headers
     try:
         delivery = spec.read_delivery(headers, raw, path_ref)
-    except WebhookVerificationError as error:
-        return error_response(401, str(error), code="invalid_signature")
-    if delivery is None:
-        return jsonify(status="ok")  # the channel's reachability ping: nothing to store
-    try:
+        if delivery is None:
+            return jsonify(status="ok")  # the channel's reachability ping: nothing to store
         if spec.signs_with_app_secret:
             spec.verify(headers, raw, _app_secrets(slug))
-    except WebhookVerificationError as error:
-        log.warning("webhook.rejected", kind=slug, error=str(error))
-        return error_response(401, str(error), code="invalid_signature")
-    runtime = current_app.extensions["orderline"]
-    with runtime.db.session() as session:
-        shop = _find_shop(session, spec, delivery, path_ref)
+        shop = _find_shop(spec, delivery, path_ref)
         if shop is None:
             return error_response(404, f"no {spec.display_name} shop '{path_ref or delivery.shop_ref}' is registered",
                                   code="unknown_shop")
         if not spec.signs_with_app_secret:
-            secrets = _secrets(runtime.secrets.open(shop.webhook_secret_encrypted)
-                               if shop.webhook_secret_encrypted else None)
-            try:
-                spec.verify(headers, raw, secrets)
-            except WebhookVerificationError as error:
-                log.warning("webhook.rejected", kind=slug, shop_id=shop.id, error=str(error))
-                return error_response(401, str(error), code="invalid_signature")
-        inbound_id = store_delivery(session, provider=slug, shop_id=shop.id, topic=delivery.topic,
+            spec.verify(headers, raw, shop.secrets)
+    except WebhookVerificationError as error:
+        log.warning("webhook.rejected", kind=slug, error=str(error))
+        return error_response(401, str(error), code="invalid_signature")
+    runtime = current_app.extensions["orderline"]
+    with runtime.db.engine.begin() as connection:
+        inbound_id = store_delivery(connection, provider=slug, shop_id=shop.id, topic=delivery.topic,
                                     delivery_id=delivery.delivery_id, headers=headers, body=raw)
     if inbound_id is None:
         return jsonify(status="duplicate")
+    wake(runtime)
     return jsonify(status="accepted", id=inbound_id)
 
 

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
+import math
+import secrets
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from redis.exceptions import RedisError
+from rq import Queue
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app import privacy
+from app import runtime as runtime_module
 from app.failures import TransientError
 from app.models import InboundEvent, Shop
 from app.orders import actions
 from app.orders.errors import OrderError
+from app.requestctx import bind_request_id, clear_request_id
 from app.runtime import Runtime
 from app.store import utcnow
 from integrations import channel
@@ -32,7 +40,8 @@ from integrations.base import (
     ShopAccess,
     ShopRedact,
 )
-from jobs.context import JobContext
+from jobs.queues import QueueName
+from jobs.retry import RetryPolicy
 
 log = structlog.get_logger("orderline.ingest")
 
@@ -51,16 +60,112 @@ def client_for(runtime: Runtime, shop: Shop) -> ChannelClient:
     return channel(shop.channel).make_client(access)
 
 
-def ingest_inbound(ctx: JobContext) -> None:
-    session = ctx.session
-    inbound = session.execute(select(InboundEvent).where(InboundEvent.id == ctx.int_arg("inbound_id"))
-                              .with_for_update()).scalar_one_or_none()
-    if inbound is None or inbound.status != "received":
-        return  # already processed (a repeated job) or erased
+# --- running the inbox ------------------------------------------------------------------------------------
+#
+# The inbox row is the durable record of the work, so a delivery costs the receiver one insert and, at most,
+# one enqueue: deliveries that arrive while an ingest run is already queued or running only set nothing.
+# A run first clears the wake flag, then drains every due delivery, so any delivery committed before the
+# flag was cleared is seen by this run, and any committed after it wakes a new one. A lost wake (Redis
+# restarted) is found by the sweeper, which wakes ingest whenever a due delivery has waited too long.
+
+WAKE_KEY = "orderline:ingest:wake"
+RUNNER = "jobs.ingest.ingest_pending"
+BATCH = 100
+# A run hands over to a fresh one after this long, so other jobs on the queue get their turn.
+RUN_BUDGET_SECONDS = 30.0
+# A due delivery waiting longer than this means its wake was lost.
+STUCK_AFTER = timedelta(seconds=10)
+
+
+def wake(runtime: Runtime, *, at: datetime | None = None) -> None:
+    """Make sure an ingest run starts after this moment (or at `at`). Redis down: the sweeper wakes later."""
+    try:
+        queue = Queue(str(QueueName.INGEST), connection=runtime.redis)
+        options: dict[str, Any] = dict(job_id=f"ingest-{secrets.token_hex(4)}", result_ttl=300,
+                                       failure_ttl=7 * 24 * 3600, job_timeout=600)
+        if at is not None:
+            queue.enqueue_at(datetime.fromtimestamp(math.ceil(at.timestamp()), tz=UTC), RUNNER, **options)
+        elif runtime.redis.set(WAKE_KEY, "1", nx=True, ex=60):
+            queue.enqueue(RUNNER, **options)
+    except RedisError as error:
+        log.warning("ingest.wake_failed", error=str(error))
+
+
+def wake_if_stuck(runtime: Runtime) -> bool:
+    """The sweeper's check: a due delivery that has waited too long means a lost wake."""
+    cutoff = utcnow() - STUCK_AFTER
+    with runtime.db.session() as session:
+        stuck = session.execute(select(InboundEvent.id).where(
+            InboundEvent.status == "received", InboundEvent.received_at <= cutoff,
+            or_(InboundEvent.next_attempt_at.is_(None), InboundEvent.next_attempt_at <= cutoff)).limit(1)).first()
+    if stuck is not None:
+        runtime.redis.delete(WAKE_KEY)
+        wake(runtime)
+    return stuck is not None
+
+
+def ingest_pending() -> str:
+    """The RQ entry point: ingest every due delivery in the inbox, in arrival order, in batches."""
+    runtime = runtime_module.current()
+    runtime.redis.delete(WAKE_KEY)  # from here on, each new delivery wakes another run
+    deadline = time.monotonic() + RUN_BUDGET_SECONDS
+    done = 0
+    while True:
+        count, retry_at = ingest_batch(runtime)
+        done += count
+        if retry_at is not None:
+            wake(runtime, at=retry_at)
+        if count < BATCH:
+            break
+        if time.monotonic() > deadline:
+            wake(runtime)
+            break
+    return f"ingested {done} deliveries"
+
+
+def ingest_batch(runtime: Runtime, limit: int = BATCH) -> tuple[int, datetime | None]:
+    """Ingest up to `limit` due deliveries in one transaction (one savepoint each).
+    Returns how many were handled and the earliest retry any of them asked for."""
+    now = utcnow()
+    retry_at: datetime | None = None
+    with runtime.db.session() as session:
+        rows = session.execute(
+            select(InboundEvent)
+            .where(InboundEvent.status == "received",
+                   or_(InboundEvent.next_attempt_at.is_(None), InboundEvent.next_attempt_at <= now))
+            .order_by(InboundEvent.id).limit(limit)
+            # Two runs at once split the inbox between them instead of waiting on each other.
+            .with_for_update(skip_locked=True)
+        ).scalars().all()
+        for inbound in rows:
+            bind_request_id(inbound.request_id)
+            later = ingest_one(runtime, session, inbound)
+            if later is not None and (retry_at is None or later < retry_at):
+                retry_at = later
+        clear_request_id()
+    return len(rows), retry_at
+
+
+def ingest_one(runtime: Runtime, session: Session, inbound: InboundEvent) -> datetime | None:
+    """Apply one delivery; returns when to try again if the channel asked us to wait."""
     inbound.attempts += 1
-    status, error = process(ctx.runtime, session, inbound)
-    inbound.status, inbound.error, inbound.processed_at = status, error, utcnow()
-    log.info("ingest.done", kind=inbound.provider, status=status, error=error)
+    try:
+        status, reason = process(runtime, session, inbound)
+    except TransientError as error:
+        policy = RetryPolicy(runtime.settings.job_max_attempts, runtime.settings.job_backoff_base_seconds,
+                             runtime.settings.job_backoff_cap_seconds)
+        inbound.error = f"{type(error).__name__}: {error}"[:2000]
+        if policy.gives_up_after(inbound.attempts):
+            inbound.status, inbound.processed_at = "failed", utcnow()
+            log.error("ingest.gave_up", kind=inbound.provider, error=inbound.error)
+            return None
+        inbound.next_attempt_at = utcnow() + timedelta(seconds=policy.delay(inbound.attempts, error.retry_after))
+        log.warning("ingest.retry_scheduled", kind=inbound.provider, error=inbound.error)
+        return inbound.next_attempt_at
+    inbound.status, inbound.error, inbound.processed_at = status, reason, utcnow()
+    inbound.next_attempt_at = None
+    log.info("ingest.done", kind=inbound.provider, status=status, error=reason)
+    return None
 
 
 def process(runtime: Runtime, session: Session, inbound: InboundEvent) -> tuple[str, str | None]:

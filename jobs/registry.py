@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.outbox import JobName
-from jobs import ingest, orders, reconcile
+from jobs import orders, reconcile
 from jobs.context import JobContext
 from jobs.queues import QueueName
 
@@ -19,7 +19,6 @@ class JobSpec:
 
 JOBS: dict[str, JobSpec] = {
     JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
-    JobName.INGEST_INBOUND: JobSpec(ingest.ingest_inbound, QueueName.INGEST),
     JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.BACKGROUND),
 }
 

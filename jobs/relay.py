@@ -22,6 +22,7 @@ from app import outbox
 from app.models import OutboxEvent
 from app.runtime import Runtime
 from app.store import utcnow
+from jobs.ingest import wake_if_stuck as wake_ingest_if_stuck
 from jobs.reconcile import schedule_due as schedule_due_reconciliations
 from jobs.registry import spec_for
 
@@ -265,6 +266,7 @@ class Sweeper(threading.Thread):
                 if self.runtime.redis.set("orderline:sweeper", "1", nx=True, ex=max(int(self.interval), 1)):
                     with FORK_GUARD:  # no work horse is forked mid-transaction (jobs/worker.py)
                         sweep(self.runtime)
+                        wake_ingest_if_stuck(self.runtime)
                         schedule_due_reconciliations(self.runtime)
             except RedisError as error:
                 log.warning("sweep.skipped", error=str(error))

@@ -8,13 +8,14 @@ from marshmallow import fields, validate
 from sqlalchemy import select
 
 from app import inbox
-from app.api import db
+from app.api import db, runtime
 from app.api.auth import require
 from app.api.errors import JsonParser
 from app.api.schemas import Strict, Text
 from app.models import InboundEvent
 from app.orders.errors import NotFound
 from app.orders.types import Role
+from jobs.ingest import wake
 
 blp = Blueprint("inbound", __name__, url_prefix="/api/v1/inbound", description="The webhook inbox")
 blp.ARGUMENTS_PARSER = JsonParser()
@@ -66,6 +67,8 @@ class InboundReplay(MethodView):
         """Process a stored delivery again, after the cause of its failure is fixed."""
         with db().session() as session:
             try:
-                return inbox.replay(session, inbound_id)
+                event = inbox.replay(session, inbound_id)
             except LookupError:
                 raise NotFound(f"inbound delivery {inbound_id} does not exist") from None
+        wake(runtime())
+        return event

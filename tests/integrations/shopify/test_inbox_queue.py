@@ -1,0 +1,44 @@
+"""The inbox is the ingest queue: a burst of deliveries costs one ingest run, and a lost wake is found."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from rq import Queue
+from sqlalchemy import select, update
+
+from app.models import InboundEvent, Order
+from app.store import utcnow
+from jobs.ingest import wake_if_stuck
+from jobs.queues import QueueName
+from tests.integrations.shopify.conftest import fixture_json, shopify_headers
+
+
+def deliver_order(client: Any, order_id: int) -> Any:
+    raw = json.dumps(dict(fixture_json("orders_create.json"), id=order_id, name=f"#{order_id}")).encode()
+    return client.post("/webhooks/shopify", data=raw, headers=shopify_headers("orders/create", raw))
+
+
+def test_a_burst_of_deliveries_wakes_one_ingest_run(runtime: Any, client: Any, run_jobs: Any, shop_id: int) -> None:
+    for n in range(30):
+        assert deliver_order(client, 10_000 + n).json["status"] == "accepted"
+    assert Queue(str(QueueName.INGEST), connection=runtime.redis).count == 1
+    run_jobs()
+    with runtime.db.session() as session:
+        assert session.query(Order).count() == 30
+        assert {e.status for e in session.execute(select(InboundEvent)).scalars()} == {"processed"}
+
+
+def test_a_lost_wake_is_found_by_the_sweeper(runtime: Any, client: Any, run_jobs: Any, shop_id: int) -> None:
+    deliver_order(client, 20_001)
+    Queue(str(QueueName.INGEST), connection=runtime.redis).empty()  # the wake is lost (say Redis restarted)
+    run_jobs()
+    assert not wake_if_stuck(runtime), "a delivery only seconds old is not stuck yet"
+    with runtime.db.session() as session:
+        session.execute(update(InboundEvent).values(received_at=utcnow() - timedelta(minutes=1)))
+    assert wake_if_stuck(runtime)
+    run_jobs()
+    with runtime.db.session() as session:
+        assert session.execute(select(Order.external_id)).scalar() == "20001"
