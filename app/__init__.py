@@ -63,8 +63,11 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     runtime.secrets = SecretBox(resolve_secret_key(settings))
     app.extensions["orderline.secrets"] = runtime.secrets
 
+    from integrations import all_channels
     from jobs.relay import install_after_commit
 
+    # Import every channel now: not on a webhook's clock, and not again in every forked job.
+    all_channels()
     install_after_commit(runtime)
     _instrument(app, runtime)
     _register(app)

@@ -4,8 +4,10 @@ the ingest queue: a `received` row is work to do (jobs/ingest.py drains it)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -21,19 +23,29 @@ def keepable_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() not in _DROPPED_HEADERS}
 
 
+_INSERT_COLUMNS = ("provider", "shop_id", "topic", "delivery_id", "headers", "body", "status", "attempts",
+                   "request_id", "received_at")
+
+
+@lru_cache(maxsize=4)
+def _insert_statement(dialect: str) -> Any:
+    # Built once per dialect, so each webhook only binds values to an already-compiled statement.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (insert(InboundEvent)
+            .values({name: bindparam(name) for name in _INSERT_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
+            .returning(InboundEvent.id))
+
+
 def store_delivery(connection: Connection, *, provider: str, shop_id: int | None, topic: str, delivery_id: str,
                    headers: Mapping[str, str], body: bytes) -> int | None:
     """Insert the delivery; None when this delivery id was stored before. One statement, no ORM: this runs
     on every webhook, inside the sender's timeout."""
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
-    inserted = connection.execute(
-        insert(InboundEvent)
-        .values(provider=provider, shop_id=shop_id, topic=topic, delivery_id=delivery_id,
-                headers=keepable_headers(headers), body=body, status="received", attempts=0,
-                request_id=current_request_id(), received_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
-        .returning(InboundEvent.id)
-    ).scalar()
+    inserted = connection.execute(_insert_statement(connection.dialect.name), {
+        "provider": provider, "shop_id": shop_id, "topic": topic, "delivery_id": delivery_id,
+        "headers": keepable_headers(headers), "body": body, "status": "received", "attempts": 0,
+        "request_id": current_request_id(), "received_at": utcnow(),
+    }).scalar()
     return None if inserted is None else int(inserted)
 
 

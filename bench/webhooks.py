@@ -110,6 +110,7 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes for the drain")
     parser.add_argument("--web-workers", type=int, default=5, help="gunicorn workers for every receiver")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class for every receiver")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
@@ -127,6 +128,7 @@ def main() -> None:  # noqa: PLR0915
             env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
                    "SHOPIFY_API_SECRET": SECRET, "ORDERLINE_SECRET_KEY": "bench", "ORDERLINE_ENV": "production",
                    "LOG_LEVEL": "WARNING", "BENCH_DSN": dsn, "WEB_CONCURRENCY": str(args.web_workers),
+                   "WEB_WORKER_CLASS": args.worker_class,
                    "ORDERLINE_INSTANCE_DIR": str(tmp)}
             subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=env, cwd=ROOT, check=True,  # noqa: S603
                            capture_output=True)
@@ -170,7 +172,8 @@ def main() -> None:  # noqa: PLR0915
 
     minimal = results["minimal receiver (HMAC, insert, LPUSH)"]["rps"]
     print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, gunicorn --config app/gunicorn_conf.py "
-          f"(WEB_CONCURRENCY={args.web_workers}), PostgreSQL + Redis on loopback, {os.cpu_count()} cores\n")
+          f"(WEB_CONCURRENCY={args.web_workers}, {args.worker_class}), PostgreSQL + Redis on loopback, "
+          f"{os.cpu_count()} cores\n")
     print("| receiver | req/s | vs minimal | p50 ms | p99 ms | non-2xx |")
     print("|---|---|---|---|---|---|")
     for name, r in results.items():

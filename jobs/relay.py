@@ -6,6 +6,7 @@ import math
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -61,25 +62,34 @@ def _mark_enqueued(runtime: Runtime, marks: dict[int, str]) -> None:
         return
     now = utcnow()
     with runtime.db.session() as session:
-        for outbox_id, job_id in marks.items():
-            session.execute(update(OutboxEvent).where(OutboxEvent.id == outbox_id)
-                            .values(enqueued_at=now, rq_job_id=job_id))
+        # One executemany instead of a statement per row: a busy batch publishes a hundred rows at once.
+        session.execute(update(OutboxEvent), [{"id": outbox_id, "enqueued_at": now, "rq_job_id": job_id}
+                                              for outbox_id, job_id in marks.items()])
 
 
 def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
-    """Enqueue these committed rows now. Redis being down only delays them: the sweeper retries."""
+    """Enqueue these committed rows now, in one Redis round trip. Redis being down only delays them: the
+    sweeper retries."""
     ids = list(outbox_ids)
     if not ids:
         return 0
-    marks: dict[int, str] = {}
     with runtime.db.session() as session:
-        rows = session.execute(select(OutboxEvent).where(OutboxEvent.id.in_(ids),
-                                                         OutboxEvent.status == "pending")).scalars().all()
+        rows = session.execute(select(OutboxEvent.id, OutboxEvent.job).where(
+            OutboxEvent.id.in_(ids), OutboxEvent.status == "pending")).all()
+    marks = {outbox_id: _new_job_id(outbox_id) for outbox_id, _job in rows}
+    by_queue: dict[str, list[Any]] = {}
+    for outbox_id, job in rows:
+        by_queue.setdefault(str(spec_for(job).queue), []).append(Queue.prepare_data(
+            RUNNER, (outbox_id,), job_id=marks[outbox_id], result_ttl=3600, failure_ttl=7 * 24 * 3600,
+            timeout=600, description=f"{job} (outbox {outbox_id})"))
     try:
-        for row in rows:
-            marks[row.id] = _enqueue(runtime, row)
+        with runtime.redis.pipeline() as pipe:
+            for name, jobs in by_queue.items():
+                Queue(name, connection=runtime.redis).enqueue_many(jobs, pipeline=pipe)
+            pipe.execute()
     except RedisError as error:
-        log.warning("relay.redis_unavailable", error=str(error), waiting=len(rows) - len(marks))
+        log.warning("relay.redis_unavailable", error=str(error), waiting=len(rows))
+        return 0
     _mark_enqueued(runtime, marks)
     return len(marks)
 

@@ -142,6 +142,7 @@ def create_order(session: Session, shop: Shop, data: NewOrder, actor: Actor) -> 
         number=data.number or _next_number(session, shop),
         status=str(OrderStatus.RECEIVED),
         financial_status=data.financial_status,
+        fulfillment_status=data.fulfillment_status,
         currency=data.currency,
         subtotal=subtotal,
         shipping_total=_exact(data.shipping_total, cur),
@@ -343,7 +344,6 @@ def _create_from_channel(session: Session, shop: Shop, data: NewOrder, actor: Ac
     savepoint = session.begin_nested()
     try:
         order = create_order(session, shop, data, actor)
-        order.fulfillment_status = data.fulfillment_status
         for refund in data.refunds:
             _apply_refund(session, order, refund, actor)
         if data.cancelled:
