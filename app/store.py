@@ -82,7 +82,10 @@ class Database:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         else:
-            kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10, pool_timeout=5,
+            # No pre-ping: it costs a round trip on every checkout, i.e. on every webhook. After a database
+            # restart the first statement on a stale connection fails (a 503 the sender retries) and
+            # SQLAlchemy then drops every connection of the old pool at once.
+            kwargs.update(pool_size=5, max_overflow=10, pool_timeout=5, pool_recycle=1800,
                           connect_args={"connect_timeout": 5})
         self.engine: Engine = create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":

@@ -101,7 +101,7 @@ def receive(slug: str, path_ref: str | None = None) -> Response:
                                     delivery_id=delivery.delivery_id, headers=headers, body=raw)
     if inbound_id is None:
         return jsonify(status="duplicate")
-    wake(runtime)
+    wake(runtime, slot=inbound_id)
     return jsonify(status="accepted", id=inbound_id)
 
 

@@ -67,8 +67,11 @@ def client_for(runtime: Runtime, shop: Shop) -> ChannelClient:
 # A run first clears the wake flag, then drains every due delivery, so any delivery committed before the
 # flag was cleared is seen by this run, and any committed after it wakes a new one. A lost wake (Redis
 # restarted) is found by the sweeper, which wakes ingest whenever a due delivery has waited too long.
+# Deliveries wake one of RUNS slots in turn, so up to RUNS workers ingest side by side (SKIP LOCKED splits
+# the rows between them; the order row lock and channel timestamps keep one order's updates in order).
 
 WAKE_KEY = "orderline:ingest:wake"
+RUNS = 2
 RUNNER = "jobs.ingest.ingest_pending"
 BATCH = 100
 # A run hands over to a fresh one after this long, so other jobs on the queue get their turn.
@@ -77,16 +80,17 @@ RUN_BUDGET_SECONDS = 30.0
 STUCK_AFTER = timedelta(seconds=10)
 
 
-def wake(runtime: Runtime, *, at: datetime | None = None) -> None:
+def wake(runtime: Runtime, *, at: datetime | None = None, slot: int = 0) -> None:
     """Make sure an ingest run starts after this moment (or at `at`). Redis down: the sweeper wakes later."""
+    slot %= RUNS
     try:
         queue = Queue(str(QueueName.INGEST), connection=runtime.redis)
         options: dict[str, Any] = dict(job_id=f"ingest-{secrets.token_hex(4)}", result_ttl=300,
                                        failure_ttl=7 * 24 * 3600, job_timeout=600)
         if at is not None:
-            queue.enqueue_at(datetime.fromtimestamp(math.ceil(at.timestamp()), tz=UTC), RUNNER, **options)
-        elif runtime.redis.set(WAKE_KEY, "1", nx=True, ex=60):
-            queue.enqueue(RUNNER, **options)
+            queue.enqueue_at(datetime.fromtimestamp(math.ceil(at.timestamp()), tz=UTC), RUNNER, slot, **options)
+        elif runtime.redis.set(f"{WAKE_KEY}:{slot}", "1", nx=True, ex=60):
+            queue.enqueue(RUNNER, slot, **options)
     except RedisError as error:
         log.warning("ingest.wake_failed", error=str(error))
 
@@ -99,26 +103,27 @@ def wake_if_stuck(runtime: Runtime) -> bool:
             InboundEvent.status == "received", InboundEvent.received_at <= cutoff,
             or_(InboundEvent.next_attempt_at.is_(None), InboundEvent.next_attempt_at <= cutoff)).limit(1)).first()
     if stuck is not None:
-        runtime.redis.delete(WAKE_KEY)
-        wake(runtime)
+        for slot in range(RUNS):
+            runtime.redis.delete(f"{WAKE_KEY}:{slot}")
+            wake(runtime, slot=slot)
     return stuck is not None
 
 
-def ingest_pending() -> str:
+def ingest_pending(slot: int = 0) -> str:
     """The RQ entry point: ingest every due delivery in the inbox, in arrival order, in batches."""
     runtime = runtime_module.current()
-    runtime.redis.delete(WAKE_KEY)  # from here on, each new delivery wakes another run
+    runtime.redis.delete(f"{WAKE_KEY}:{slot}")  # from here on, each new delivery wakes another run
     deadline = time.monotonic() + RUN_BUDGET_SECONDS
     done = 0
     while True:
         count, retry_at = ingest_batch(runtime)
         done += count
         if retry_at is not None:
-            wake(runtime, at=retry_at)
+            wake(runtime, at=retry_at, slot=slot)
         if count < BATCH:
             break
         if time.monotonic() > deadline:
-            wake(runtime)
+            wake(runtime, slot=slot)
             break
     return f"ingested {done} deliveries"
 

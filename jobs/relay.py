@@ -6,9 +6,9 @@ import math
 import secrets
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
