@@ -84,12 +84,14 @@ def wake(runtime: Runtime, *, at: datetime | None = None, slot: int = 0) -> None
     """Make sure an ingest run starts after this moment (or at `at`). Redis down: the sweeper wakes later."""
     slot %= RUNS
     try:
+        if at is None and not runtime.redis.set(f"{WAKE_KEY}:{slot}", "1", nx=True, ex=60):
+            return  # a run of this slot is queued or about to clear the flag: it will see this delivery
         queue = Queue(str(QueueName.INGEST), connection=runtime.redis)
         options: dict[str, Any] = dict(job_id=f"ingest-{secrets.token_hex(4)}", result_ttl=300,
                                        failure_ttl=7 * 24 * 3600, job_timeout=600)
         if at is not None:
             queue.enqueue_at(datetime.fromtimestamp(math.ceil(at.timestamp()), tz=UTC), RUNNER, slot, **options)
-        elif runtime.redis.set(f"{WAKE_KEY}:{slot}", "1", nx=True, ex=60):
+        else:
             queue.enqueue(RUNNER, slot, **options)
     except RedisError as error:
         log.warning("ingest.wake_failed", error=str(error))

@@ -42,3 +42,31 @@ def test_a_lost_wake_is_found_by_the_sweeper(runtime: Any, client: Any, run_jobs
     run_jobs()
     with runtime.db.session() as session:
         assert session.execute(select(Order.external_id)).scalar() == "20001"
+
+
+def test_webhooks_are_accepted_while_redis_is_down_and_ingested_once_it_is_back(
+        settings: Any, shop_id: int, tmp_path: Any) -> None:
+    from app import create_app
+    from tests.helpers_redis import PrivateRedis
+    from tests.test_outbox import run_all_jobs
+
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    app = create_app(settings.with_overrides(redis_url=server.url))
+    runtime = app.extensions["orderline"]
+    try:
+        server.stop()
+        client = app.test_client()
+        answers = [deliver_order(client, 30_000 + n) for n in range(3)]
+        assert [(a.status_code, a.json["status"]) for a in answers] == [(200, "accepted")] * 3
+        assert client.get("/readyz").status_code == 503
+        server.start()
+        with runtime.db.session() as session:
+            session.execute(update(InboundEvent).values(received_at=utcnow() - timedelta(minutes=1)))
+        assert wake_if_stuck(runtime)
+        run_all_jobs(runtime)
+        with runtime.db.session() as session:
+            assert sorted(session.execute(select(Order.external_id)).scalars()) == ["30000", "30001", "30002"]
+    finally:
+        runtime.db.dispose()
+        server.stop()
