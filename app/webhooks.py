@@ -102,7 +102,7 @@ def receive(slug: str, path_ref: str | None = None) -> Response:
     if inbound_id is None:
         return jsonify(status="duplicate")
     wake(runtime, slot=inbound_id)
-    return jsonify(status="accepted", id=inbound_id)
+    return Response(f'{{"status":"accepted","id":{inbound_id}}}\n', mimetype="application/json")
 
 
 @bp.post("/shopify")
