@@ -2,6 +2,8 @@
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
@@ -12,3 +14,20 @@ timeout = 30
 graceful_timeout = 30
 keepalive = 5
 accesslog = None
+
+# Request metrics from every worker process, summed at scrape time (prometheus_client's multiprocess mode).
+# Set here, in the master, before any worker imports prometheus_client.
+_metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                     os.path.join(tempfile.gettempdir(), f"orderline-metrics-{os.getpid()}"))
+
+
+def on_starting(server):
+    # Counts of a previous run must not be added to this one's.
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _metrics_dir)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
@@ -83,11 +84,20 @@ class StateCollector(Collector):
 
 
 class Metrics:
+    """Under gunicorn (PROMETHEUS_MULTIPROC_DIR set, see app/gunicorn_conf.py) request counts are summed
+    over every web process, so whichever process answers a scrape reports the whole service."""
+
     def __init__(self, runtime: Runtime) -> None:
         self.registry = CollectorRegistry()
+        multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        # With the multiprocess collector the request metrics live in shared files; registering them on the
+        # scrape registry too would count them twice, so they get a registry of their own.
+        own = CollectorRegistry() if multiprocess_dir else self.registry
+        if multiprocess_dir:
+            multiprocess.MultiProcessCollector(self.registry, path=multiprocess_dir)
         self.requests = Counter("orderline_http_requests_total", "HTTP requests answered",
-                                ["method", "endpoint", "status"], registry=self.registry)
+                                ["method", "endpoint", "status"], registry=own)
         self.latency = Histogram("orderline_http_request_duration_seconds", "HTTP request latency",
-                                 ["method", "endpoint"], registry=self.registry,
+                                 ["method", "endpoint"], registry=own,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.registry.register(StateCollector(runtime))
