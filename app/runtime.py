@@ -29,7 +29,7 @@ def connect_redis(url: str) -> Redis:
 def build_runtime(settings: Settings) -> Runtime:
     runtime = Runtime(settings=settings, db=Database(settings.sqlalchemy_url), redis=connect_redis(settings.redis_url))
     # A forked RQ work-horse must not share the parent's database sockets.
-    os.register_at_fork(after_in_child=lambda: runtime.db.engine.dispose(close=False))
+    os.register_at_fork(after_in_child=runtime.db.forget_inherited_connections)
     return runtime
 
 

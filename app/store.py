@@ -92,6 +92,16 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin_immediate)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._autocommit: Engine | None = None
+
+    @property
+    def autocommit_engine(self) -> Engine:
+        """PostgreSQL connections that stay in autocommit: a lone INSERT is one round trip, and no isolation
+        level is switched on checkout and back on return (the webhook receiver's hot path)."""
+        if self._autocommit is None:
+            self._autocommit = create_engine(self.url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10,
+                                             pool_timeout=5, pool_recycle=1800, connect_args={"connect_timeout": 5})
+        return self._autocommit
 
     @property
     def dialect(self) -> str:
@@ -103,8 +113,16 @@ class Database:
         with self.sessionmaker() as session, session.begin():
             yield session
 
+    def forget_inherited_connections(self) -> None:
+        """In a forked child: drop the parent's sockets without closing them under the parent."""
+        self.engine.dispose(close=False)
+        if self._autocommit is not None:
+            self._autocommit.dispose(close=False)
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._autocommit is not None:
+            self._autocommit.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -72,7 +72,7 @@ def _write_connection(db: Database) -> Any:
     """PostgreSQL: one autocommitted statement, a single round trip, durable before we answer. SQLite keeps
     an explicit transaction: pysqlite only commits an INSERT … RETURNING once its cursor is exhausted."""
     if db.dialect == "postgresql":
-        return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return db.autocommit_engine.connect()
     return db.engine.begin()
 
 
