@@ -20,7 +20,6 @@ import copy
 import hashlib
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -28,34 +27,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import format_datetime, parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import requests
 
 from integrations.bigcommerce.webhooks import SECRET_HEADER, standard_signature
+from integrations.fakeserver import Fault, Faults, LoopbackServer, RecordedRequest, Reply, header, split_target
 
 Json = dict[str, Any]
 MAX_PAGE_SIZE = 250
 _ROUTE = re.compile(r"^/stores/(?P<store>[^/]+)/(?P<version>v2|v3)(?P<rest>/.*)$")
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-
-@dataclass
-class _Fault:
-    status: int | None = None
-    hang_seconds: float = 0.0
-    reset_ms: int | None = None
 
 
 @dataclass
@@ -143,53 +124,24 @@ def sample_order(order_id: int, *, date_modified: datetime | None = None, status
     return order, products, addresses
 
 
-class FakeBigCommerce:
+class FakeBigCommerce(LoopbackServer[RecordedRequest]):
     """A threaded HTTP server speaking BigCommerce's REST API for one store."""
+
+    thread_name = "fake-bigcommerce"
 
     def __init__(self, store_hash: str = "abc123",
                  access_token: str = "fake-access-token") -> None:  # noqa: S107 - a fake's token
+        super().__init__()
         self.store_hash = store_hash
         self.access_token = access_token
-        self.requests: list[RecordedRequest] = []
         self.hooks: list[Json] = []
         self._orders: dict[str, _StoredOrder] = {}
-        self._faults: list[_Fault] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ----------------------------------------------------------------------------------------
-
-    def start(self) -> FakeBigCommerce:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-bigcommerce", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeBigCommerce:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        self._faults = Faults()
 
     @property
     def url(self) -> str:
         """The API base URL (what BIGCOMMERCE_API_BASE_URL would be): http://127.0.0.1:<port>."""
-        if self._server is None:
-            raise RuntimeError("the fake is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.root
 
     # --- the store's data ---------------------------------------------------------------------------------
 
@@ -224,17 +176,16 @@ class FakeBigCommerce:
 
     def fail_next(self, status: int, times: int = 1, *, reset_ms: int | None = None) -> None:
         """Answer the next `times` requests with `status` (429 carries X-Rate-Limit-Time-Reset-Ms)."""
-        with self._lock:
-            self._faults.extend(_Fault(status=status, reset_ms=reset_ms) for _ in range(times))
+        headers: dict[str, str] = {}
+        if status == 429:
+            headers = {"X-Rate-Limit-Time-Reset-Ms": str(reset_ms if reset_ms is not None else 1000),
+                       "X-Rate-Limit-Time-Window-Ms": "30000", "X-Rate-Limit-Requests-Left": "0",
+                       "X-Rate-Limit-Requests-Quota": "150"}
+        self._faults.add(Fault(status, headers), times)
 
     def hang_next(self, seconds: float, times: int = 1) -> None:
         """Hold the next `times` requests for `seconds` before answering them normally (client timeouts)."""
-        with self._lock:
-            self._faults.extend(_Fault(hang_seconds=seconds) for _ in range(times))
-
-    def _take_fault(self) -> _Fault | None:
-        with self._lock:
-            return self._faults.pop(0) if self._faults else None
+        self._faults.add(Fault(hang=seconds), times)
 
     def requests_to(self, path_suffix: str, method: str = "GET") -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method and r.path.endswith(path_suffix)]
@@ -250,9 +201,35 @@ class FakeBigCommerce:
 
     # --- answering (called from the handler threads) ------------------------------------------------------
 
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
+    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        path, query = split_target(path)
+        self.record(RecordedRequest(method, path, query, dict(headers), body, time.time()))
+        match = _ROUTE.match(path)
+        version = match["version"] if match else "v2"
+        fault = self._faults.take()
+        if fault is not None:
+            self.hold(fault.hang)
+            if fault.status is not None:
+                return self._fault(version, fault)
+        if match is None or match["store"] != self.store_hash:
+            return _error(version, 404, "The requested resource was not found.")
+        if header(headers, "X-Auth-Token", "") != self.access_token:
+            return _error(version, 401, "You are not authorized to access this resource (X-Auth-Token).")
+        try:
+            return self._route(method, version, match["rest"], query, body)
+        except (ValueError, KeyError) as error:
+            return _error(version, 400, f"Input is invalid: {error}")
+
+    @staticmethod
+    def _fault(version: str, fault: Fault) -> Reply:
+        assert fault.status is not None
+        if fault.status == 429:
+            message = "Too many requests: the rate limit for this store is used up."
+        elif fault.status >= 500:
+            message = "Internal Server Error"
+        else:
+            message = "Request refused by the fake"
+        return _error(version, fault.status, message, fault.headers)
 
     def _stored(self, order_id: str) -> _StoredOrder | None:
         with self._lock:
@@ -278,12 +255,66 @@ class FakeBigCommerce:
             orders.sort(key=lambda o: int(o["id"]), reverse=direction == "desc")
         return orders
 
+    # --- routes -------------------------------------------------------------------------------------------
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    def _route(self, method: str, version: str, rest: str, query: Mapping[str, str], body: bytes) -> Reply:
+        segments = [s for s in rest.split("/") if s]
+        if version == "v2" and method == "GET" and segments[:1] == ["orders"]:
+            return self._v2_orders(segments[1:], query)
+        if version == "v3" and segments[:1] == ["hooks"]:
+            return self._v3_hooks(method, body)
+        if (version == "v3" and method == "GET" and len(segments) == 4 and segments[0] == "orders"
+                and segments[2:] == ["payment_actions", "refunds"]):
+            stored = self._stored(segments[1])
+            if stored is None:
+                return _error(version, 404, f"Order {segments[1]} not found")
+            return 200, {}, {"data": stored.refunds, "meta": {}}
+        return _error(version, 404, "The requested resource was not found.")
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up on a hung request closes its socket: expected, not worth a traceback
+    def _v2_orders(self, segments: list[str], query: Mapping[str, str]) -> Reply:
+        if not segments:
+            return _v2_list(self._list_orders(query), query)
+        stored = self._stored(segments[0])
+        if stored is None:
+            return _error("v2", 404, "The requested resource was not found.")
+        if len(segments) == 1:
+            return 200, {}, stored.order
+        if segments[1:] == ["products"]:
+            return _v2_list(stored.products, query)
+        if segments[1:] in (["shipping_addresses"], ["shippingaddresses"]):
+            return _v2_list(stored.shipping_addresses, query)
+        return _error("v2", 404, "The requested resource was not found.")
+
+    def _v3_hooks(self, method: str, body: bytes) -> Reply:
+        if method == "GET":
+            with self._lock:
+                hooks = copy.deepcopy(self.hooks)
+            return 200, {}, {"data": hooks, "meta": {}}
+        if method != "POST":
+            return _error("v3", 405, "Method not allowed")
+        request = json.loads(body or b"{}")
+        missing = [k for k in ("scope", "destination") if not request.get(k)]
+        if missing:
+            return 422, {}, {"status": 422, "title": "JSON data is missing or invalid",
+                             "errors": {k: "is required" for k in missing}}
+        now = int(time.time())
+        with self._lock:
+            hook = {"id": 20172984 + len(self.hooks), "client_id": "fake-client", "store_hash": self.store_hash,
+                    "scope": request["scope"], "destination": request["destination"],
+                    "is_active": bool(request.get("is_active", True)), "headers": request.get("headers"),
+                    "created_at": now, "updated_at": now}
+            self.hooks.append(hook)
+        return 200, {}, {"data": hook, "meta": {}}
+
+
+def _error(version: str, status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
+    """An error in the version's shape: v2 `[{"status", "message"}]`, v3 `{"status", "title", "type"}`."""
+    if version == "v3":
+        body: Any = {"status": status, "title": message,
+                     "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"}
+    else:
+        body = [{"status": status, "message": message}]
+    return status, headers or {}, body
 
 
 def _page(items: list[Json], query: Mapping[str, str], default_limit: int = 50) -> list[Json]:
@@ -292,155 +323,7 @@ def _page(items: list[Json], query: Mapping[str, str], default_limit: int = 50) 
     return items[(page - 1) * limit: page * limit]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    owner: FakeBigCommerce
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in one write: otherwise Nagle plus delayed ACKs add ~40 ms to every answer.
-    wbufsize = -1
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # tests read `requests`, not stderr
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    # --- plumbing -----------------------------------------------------------------------------------------
-
-    def _send(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
-        payload = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        if payload:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if payload:
-            try:
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client timed out and left
-
-    def _error(self, version: str, status: int, message: str,
-               headers: Mapping[str, str] | None = None) -> None:
-        if version == "v3":
-            body: Any = {"status": status, "title": message,
-                         "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"}
-        else:
-            body = [{"status": status, "message": message}]
-        self._send(status, body, headers)
-
-    def _handle(self, method: str) -> None:
-        parts = urlsplit(self.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.owner._record(RecordedRequest(method, parts.path, query, dict(self.headers.items()), body,
-                                           time.time()))
-        match = _ROUTE.match(parts.path)
-        version = match["version"] if match else "v2"
-        fault = self.owner._take_fault()
-        if fault is not None and fault.hang_seconds:
-            time.sleep(fault.hang_seconds)
-        if fault is not None and fault.status is not None:
-            self._fault(version, fault)
-            return
-        if match is None or match["store"] != self.owner.store_hash:
-            self._error(version, 404, "The requested resource was not found.")
-            return
-        if self.headers.get("X-Auth-Token") != self.owner.access_token:
-            self._error(version, 401, "You are not authorized to access this resource (X-Auth-Token).")
-            return
-        try:
-            self._route(method, version, match["rest"], query, body)
-        except (ValueError, KeyError) as error:
-            self._error(version, 400, f"Input is invalid: {error}")
-
-    def _fault(self, version: str, fault: _Fault) -> None:
-        assert fault.status is not None
-        headers: dict[str, str] = {}
-        if fault.status == 429:
-            reset = fault.reset_ms if fault.reset_ms is not None else 1000
-            headers = {"X-Rate-Limit-Time-Reset-Ms": str(reset), "X-Rate-Limit-Time-Window-Ms": "30000",
-                       "X-Rate-Limit-Requests-Left": "0", "X-Rate-Limit-Requests-Quota": "150"}
-            message = "Too many requests: the rate limit for this store is used up."
-        elif fault.status >= 500:
-            message = "Internal Server Error"
-        else:
-            message = "Request refused by the fake"
-        self._error(version, fault.status, message, headers)
-
-    # --- routes -------------------------------------------------------------------------------------------
-
-    def _route(self, method: str, version: str, rest: str, query: Mapping[str, str], body: bytes) -> None:
-        segments = [s for s in rest.split("/") if s]
-        if version == "v2" and method == "GET" and segments[:1] == ["orders"]:
-            self._v2_orders(segments[1:], query)
-        elif version == "v3" and segments[:1] == ["hooks"]:
-            self._v3_hooks(method, body)
-        elif (version == "v3" and method == "GET" and len(segments) == 4 and segments[0] == "orders"
-              and segments[2:] == ["payment_actions", "refunds"]):
-            stored = self.owner._stored(segments[1])
-            if stored is None:
-                self._error(version, 404, f"Order {segments[1]} not found")
-            else:
-                self._send(200, {"data": stored.refunds, "meta": {}})
-        else:
-            self._error(version, 404, "The requested resource was not found.")
-
-    def _v2_list(self, items: list[Json], query: Mapping[str, str], default_limit: int = 50) -> None:
-        page = _page(items, query, default_limit)
-        if page:
-            self._send(200, page)
-        else:
-            self._send(204)
-
-    def _v2_orders(self, segments: list[str], query: Mapping[str, str]) -> None:
-        if not segments:
-            self._v2_list(self.owner._list_orders(query), query)
-            return
-        stored = self.owner._stored(segments[0])
-        if stored is None:
-            self._error("v2", 404, "The requested resource was not found.")
-        elif len(segments) == 1:
-            self._send(200, stored.order)
-        elif segments[1:] == ["products"]:
-            self._v2_list(stored.products, query)
-        elif segments[1:] in (["shipping_addresses"], ["shippingaddresses"]):
-            self._v2_list(stored.shipping_addresses, query)
-        else:
-            self._error("v2", 404, "The requested resource was not found.")
-
-    def _v3_hooks(self, method: str, body: bytes) -> None:
-        if method == "GET":
-            with self.owner._lock:
-                hooks = copy.deepcopy(self.owner.hooks)
-            self._send(200, {"data": hooks, "meta": {}})
-            return
-        if method != "POST":
-            self._error("v3", 405, "Method not allowed")
-            return
-        request = json.loads(body or b"{}")
-        missing = [k for k in ("scope", "destination") if not request.get(k)]
-        if missing:
-            self._send(422, {"status": 422, "title": "JSON data is missing or invalid",
-                             "errors": {k: "is required" for k in missing}})
-            return
-        now = int(time.time())
-        with self.owner._lock:
-            hook = {"id": 20172984 + len(self.owner.hooks), "client_id": "fake-client", "store_hash":
-                    self.owner.store_hash, "scope": request["scope"], "destination": request["destination"],
-                    "is_active": bool(request.get("is_active", True)), "headers": request.get("headers"),
-                    "created_at": now, "updated_at": now}
-            self.owner.hooks.append(hook)
-        self._send(200, {"data": hook, "meta": {}})
+def _v2_list(items: list[Json], query: Mapping[str, str], default_limit: int = 50) -> Reply:
+    """A page of a v2 list; an empty page is a 204 with no body, as BigCommerce answers."""
+    page = _page(items, query, default_limit)
+    return (200, {}, page) if page else (204, {}, None)

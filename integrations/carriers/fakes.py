@@ -1,5 +1,5 @@
-"""Plumbing shared by the fake carrier APIs (`<carrier>/fake.py`): a threaded HTTP server on 127.0.0.1
-that records every request and injects faults, leaving each carrier's routes and JSON to a subclass.
+"""What the fake carrier APIs (`<carrier>/fake.py`) share on top of `integrations.fakeserver`: every request
+recorded, faults injected, each carrier's routes and JSON left to a subclass.
 
 Faults, taken in order by the requests they match (`match` is a substring of "METHOD /path"):
 
@@ -11,28 +11,25 @@ Faults, taken in order by the requests they match (`match` is a substring of "ME
 from __future__ import annotations
 
 import json
-import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from integrations.fakeserver import (
+    Fault,
+    Faults,
+    LoopbackServer,
+    RecordedRequest,
+    Reply,
+    retry_after_header,
+    split_target,
+)
+
+__all__ = ["Answer", "FakeCarrierServer", "Json", "RecordedRequest"]
 
 Json = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-    def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
 
 
 @dataclass(frozen=True)
@@ -44,60 +41,20 @@ class Answer:
     html: str | None = None
 
 
-@dataclass
-class _Fault:
-    match: str | None
-    status: int | None = None
-    retry_after: float | None = None
-    message: str | None = None
-    html: bool = False
-    hang_before: float = 0.0
-    hang_after: float = 0.0
-
-
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-class FakeCarrierServer:
-    """Start, stop, record, inject faults. Subclasses implement `authorized`, `error_body` and `route`."""
+class FakeCarrierServer(LoopbackServer[RecordedRequest]):
+    """Record, inject faults, answer JSON. Subclasses implement `authorized`, `error_body` and `route`."""
 
     thread_name = "fake-carrier"
 
     def __init__(self) -> None:
-        self.requests: list[RecordedRequest] = []
-        self._faults: list[_Fault] = []
-        self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-
-    # --- lifecycle ----------------------------------------------------------------------------------------
-
-    def start(self) -> FakeCarrierServer:
-        owner = self
-
-        class Handler(_Handler):
-            fake = owner
-
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  name=self.thread_name, daemon=True)
-        thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def root(self) -> str:
-        """http://127.0.0.1:<port>, without any API prefix."""
-        if self._server is None:
-            raise RuntimeError("the fake is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__()
+        self._faults = Faults()
 
     # --- faults -------------------------------------------------------------------------------------------
 
@@ -107,27 +64,22 @@ class FakeCarrierServer:
 
         `html=True` answers with an HTML page instead of the carrier's JSON error, as a load balancer does.
         """
-        with self._lock:
-            self._faults.extend(_Fault(match, status=status, retry_after=retry_after, message=message, html=html)
-                                for _ in range(times))
+        headers = retry_after_header(retry_after if retry_after is not None else 1) if status == 429 else {}
+        text = message or ("Too many requests" if status == 429 else "Internal server error")
+        if html:
+            headers["Content-Type"] = "text/html"
+            body: Any = f"<html><body><h1>{status} {text}</h1></body></html>".encode()
+        else:
+            body = self.error_body(status, text)
+        self._faults.add(Fault(status, headers, body, match=match), times)
 
     def hang_next(self, seconds: float, times: int = 1, *, match: str | None = None) -> None:
         """Hold the next `times` matching requests for `seconds` before doing anything."""
-        with self._lock:
-            self._faults.extend(_Fault(match, hang_before=seconds) for _ in range(times))
+        self._faults.add(Fault(hang=seconds, match=match), times)
 
     def hang_after_next(self, seconds: float, times: int = 1, *, match: str | None = None) -> None:
         """Do the work of the next matching requests, then hold their answers for `seconds`."""
-        with self._lock:
-            self._faults.extend(_Fault(match, hang_after=seconds) for _ in range(times))
-
-    def _take_fault(self, method: str, path: str) -> _Fault | None:
-        target = f"{method} {path}"
-        with self._lock:
-            for index, fault in enumerate(self._faults):
-                if fault.match is None or fault.match in target:
-                    return self._faults.pop(index)
-        return None
+        self._faults.add(Fault(hang_after=seconds, match=match), times)
 
     def requests_to(self, path_part: str, method: str | None = None) -> list[RecordedRequest]:
         with self._lock:
@@ -150,85 +102,32 @@ class FakeCarrierServer:
 
     # --- answering (handler threads) ----------------------------------------------------------------------
 
-    def _answer(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[Answer, float]:
-        parts = urlsplit(raw_path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        with self._lock:
-            self.requests.append(RecordedRequest(method, parts.path, query, headers, raw, time.time()))
-        fault = self._take_fault(method, parts.path)
-        if fault is not None and fault.hang_before:
-            time.sleep(fault.hang_before)
-        if fault is not None and fault.status is not None:
-            extra: tuple[tuple[str, str], ...] = ()
-            if fault.status == 429:
-                extra = (("Retry-After", f"{fault.retry_after if fault.retry_after is not None else 1:g}"),)
-            default = "Too many requests" if fault.status == 429 else "Internal server error"
-            if fault.html:
-                page = f"<html><body><h1>{fault.status} {fault.message or default}</h1></body></html>"
-                return Answer(fault.status, headers=extra, html=page), 0.0
-            return Answer(fault.status, self.error_body(fault.status, fault.message or default), extra), 0.0
+    def answer(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+        path, query = split_target(path)
+        self.record(RecordedRequest(method, path, query, dict(headers), body, time.time()))
+        fault = self._faults.take(f"{method} {path}") or Fault()
+        self.hold(fault.hang)
+        if fault.status is not None:
+            return fault.status, fault.headers, fault.body
+        answer = self._route(method, path, query, dict(headers), body)
+        self.hold(fault.hang_after)
+        if answer.html is not None:
+            return answer.status, {"Content-Type": "text/html", **dict(answer.headers)}, answer.html.encode()
+        return answer.status, dict(answer.headers), answer.body
+
+    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+               raw: bytes) -> Answer:
         if not self.authorized(headers):
-            return self.error(401, "The API key is missing or not valid."), 0.0
+            return self.error(401, "The API key is missing or not valid.")
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
-            return self.error(400, "The request body is not JSON."), 0.0
+            return self.error(400, "The request body is not JSON.")
         try:
-            answer = self.route(method, parts.path, query, body)
+            return self.route(method, path, query, body)
         except (KeyError, TypeError, ValueError) as problem:
-            answer = self.error(422, f"Invalid request: {problem}")
-        return answer, (fault.hang_after if fault is not None else 0.0)
+            return self.error(422, f"Invalid request: {problem}")
 
+    def encode(self, body: Any) -> bytes:
+        return json.dumps(body, default=_default).encode()
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up on a held request closes its socket: expected
-
-
-class _Handler(BaseHTTPRequestHandler):
-    fake: FakeCarrierServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body leave in one write: otherwise Nagle plus delayed ACKs add ~40 ms to every answer.
-    wbufsize = -1
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # tests read `requests`, not stderr
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        answer, hold = self.fake._answer(method, self.path, dict(self.headers.items()), raw)
-        if hold:
-            time.sleep(hold)
-        if answer.html is not None:
-            payload, content_type = answer.html.encode(), "text/html"
-        else:
-            payload = b"" if answer.body is None else json.dumps(answer.body, default=_default).encode()
-            content_type = "application/json"
-        try:
-            self.send_response(answer.status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in answer.headers:
-                self.send_header(name, value)
-            self.end_headers()
-            if payload:
-                self.wfile.write(payload)
-            self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client timed out and left

@@ -22,13 +22,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from graphql import GraphQLError, parse, value_from_ast_untyped
@@ -42,6 +40,8 @@ from graphql.language import (
     OperationType,
     SelectionSetNode,
 )
+
+from integrations.fakeserver import Fault, Faults, LoopbackServer, header, retry_after_header
 
 GRAPHQL_PATH = re.compile(r"^/admin/api/(?P<version>[\w-]+)/graphql\.json$")
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"  # noqa: S105
@@ -353,66 +353,35 @@ class RecordedRequest:
     response: Any = None
 
 
-@dataclass
-class _Failure:
-    status: int
-    retry_after: float | None
-    body: Any
-    after: int = 0  # requests to let through before this failure
-
-
-class FakeShopify:
+class FakeShopify(LoopbackServer[RecordedRequest]):
     """A loopback Shopify Admin API. Thread-safe; see the module docstring for what it serves."""
+
+    thread_name = "fake-shopify"
+    content_type = "application/json; charset=utf-8"
 
     def __init__(self, *, access_token: str = "shpat_test_token", bucket_size: float = 1000.0,  # noqa: S107
                  restore_rate: float = 50.0, throttle_status: int = 200, hang_seconds: float = 30.0,
                  host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
         self.access_token = access_token
         self.bucket_size = bucket_size
         self.restore_rate = restore_rate
         self.throttle_status = throttle_status
         self.hang_seconds = hang_seconds
-        self.requests: list[RecordedRequest] = []
         self.webhook_subscriptions: list[JSON] = []
         self._orders: dict[str, JSON] = {}
-        self._failures: list[_Failure] = []
-        self._hangs = 0
+        self._failures = Faults()
+        self._hangs = Faults()
         self._available = bucket_size
         self._refilled_at = time.monotonic()
-        self._lock = threading.Lock()
-        self._released = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._bind()  # the URL is known before start()
 
     # --- control --------------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
         """The shop's root URL (what SHOPIFY_API_BASE_URL takes); the API lives under /admin/api/<version>."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeShopify:
-        self._released.clear()
-        # A short poll keeps stop() quick: tests start and stop one fake each.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-shopify", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._released.set()  # hung requests end now
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeShopify:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.root
 
     def add_order(self, order: Mapping[str, Any]) -> None:
         """Store (or replace) a REST Order, e.g. a webhook fixture."""
@@ -427,14 +396,11 @@ class FakeShopify:
                   body: Any = None, after: int = 0) -> None:
         """Answer `times` requests with this HTTP status (and Retry-After, and `body` instead of Shopify's
         usual error body, if given), once `after` more requests have been answered normally."""
-        with self._lock:
-            self._failures.extend(_Failure(status, retry_after, body, after if i == 0 else 0)
-                                  for i in range(times))
+        self._failures.add(Fault(status, retry_after_header(retry_after), body, after=after), times)
 
     def hang_next(self, times: int = 1) -> None:
         """Hold the next `times` requests without answering, for `hang_seconds` or until stop()."""
-        with self._lock:
-            self._hangs += times
+        self._hangs.add(Fault(), times)
 
     def drain_bucket(self, to: float = 0.0) -> None:
         """Leave `to` points in the cost bucket, as after a burst of queries."""
@@ -445,40 +411,6 @@ class FakeShopify:
         return [r for r in self.requests if root_field is None or root_field in r.root_fields]
 
     # --- answering ------------------------------------------------------------------------------------
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, headers, body = fake.answer("POST", self.path, dict(self.headers.items()), raw)
-                self._send(status, headers, body)
-
-            def do_GET(self) -> None:  # noqa: N802
-                status, headers, body = fake.answer("GET", self.path, dict(self.headers.items()), b"")
-                self._send(status, headers, body)
-
-            def _send(self, status: int, headers: Mapping[str, str], body: Any) -> None:
-                if status == 0:
-                    self.close_connection = True  # a hang that ended: drop the connection, answer nothing
-                    return
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # tests read fake.requests instead
-
-        return Handler
 
     def answer(self, method: str, path: str, headers: Mapping[str, str], raw: bytes) -> Answer:
         """(status, extra headers, JSON body) for one request; status 0 means hang up without answering."""
@@ -494,46 +426,36 @@ class FakeShopify:
             body = None
         recorded.body = body
         method, path, headers = recorded.method, recorded.path, recorded.headers
-        with self._lock:
-            self.requests.append(recorded)
-            hang = self._hangs > 0
-            self._hangs -= 1 if hang else 0
-            failure = self._next_failure() if not hang else None
-        if hang:
-            self._released.wait(self.hang_seconds)
+        self.record(recorded)
+        hang = self._hangs.take()
+        failure = self._failures.take() if hang is None else None
+        if hang is not None:
+            self.hold(self.hang_seconds)
             return 0, {}, None
         if failure is not None:
             return self._failure(failure)
         route = GRAPHQL_PATH.match(path.split("?", 1)[0])
         if route is None or method != "POST":
             return 404, {}, {"errors": "Not Found"}
-        token = {k.lower(): v for k, v in headers.items()}.get("x-shopify-access-token")
-        if token != self.access_token:
+        if header(headers, "X-Shopify-Access-Token") != self.access_token:
             return 401, {}, {"errors": INVALID_TOKEN}
         if not isinstance(body, Mapping) or not isinstance(body.get("query"), str):
             return 400, {}, {"errors": {"query": "Required parameter missing or invalid"}}
         return self._graphql(recorded, body)
 
-    def _next_failure(self) -> _Failure | None:
-        if not self._failures:
-            return None
-        if self._failures[0].after > 0:
-            self._failures[0].after -= 1
-            return None
-        return self._failures.pop(0)
-
-    def _failure(self, failure: _Failure) -> Answer:
-        headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
+    @staticmethod
+    def _failure(failure: Fault) -> Answer:
+        status, headers = failure.status or 500, failure.headers
         if failure.body is not None:
-            return failure.status, headers, failure.body
-        if failure.status == 429:
+            return status, headers, failure.body
+        if status == 429:
             return 429, headers, {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}]}
-        if failure.status == 401:
+        if status == 401:
             return 401, headers, {"errors": INVALID_TOKEN}
-        if failure.status == 404:
+        if status == 404:
             return 404, headers, {"errors": "Not Found"}
-        message = "Internal Server Error" if failure.status >= 500 else "Bad Request"
-        return failure.status, headers, {"errors": message}
+        message = "Internal Server Error" if status >= 500 else "Bad Request"
+        return status, headers, {"errors": message}
 
     def _graphql(self, recorded: RecordedRequest, body: Mapping[str, Any]) -> Answer:
         try:

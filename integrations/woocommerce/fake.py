@@ -33,16 +33,15 @@ import json
 import math
 import ssl
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from integrations.fakeserver import Fault, Faults, LoopbackServer, header, retry_after_header
 from integrations.woocommerce import oauth
 from integrations.woocommerce.webhooks import (
     DELIVERY_ID_HEADER,
@@ -155,12 +154,6 @@ class DeliveryResult:
         return 200 <= self.status < 303
 
 
-@dataclass
-class _Trouble:
-    failures: list[tuple[int, float | None]] = field(default_factory=list)
-    hangs: list[float] = field(default_factory=list)
-
-
 class _ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **data: Any) -> None:
         super().__init__(message)
@@ -202,67 +195,51 @@ def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 # --- the store --------------------------------------------------------------------------------------------
 
 
-class FakeWooCommerce:
+class FakeWooCommerce(LoopbackServer[RecordedRequest]):
     """A WordPress + WooCommerce REST API on 127.0.0.1 (see the module docstring)."""
+
+    thread_name = "fake-woocommerce"
+    content_type = "application/json; charset=UTF-8"
+    protocol_version = "HTTP/1.0"
+    server_version = "Apache"
 
     def __init__(self, consumer_key: str = "ck_orderline_fake",
                  consumer_secret: str = "cs_orderline_fake", *, tls: bool = False) -> None:  # noqa: S107 - a fake
+        super().__init__()
         self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
         self.tls = tls
         self.orders: dict[int, dict[str, Any]] = {}
         self.webhooks: dict[int, dict[str, Any]] = {}
-        self.requests: list[RecordedRequest] = []
         self.deliveries: list[DeliveryResult] = []
         self.ca_file: Path | None = None
         self._webhook_secrets: dict[int, str] = {}
         self._nonces: set[str] = set()
-        self._trouble = _Trouble()
-        self._lock = threading.Lock()
-        self._release = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._hangs = Faults()
+        self._failures = Faults()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
-    def start(self) -> FakeWooCommerce:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        if self.tls:
-            self._tmp = tempfile.TemporaryDirectory(prefix="fake-woocommerce-")
-            cert, key = _self_signed_certificate(Path(self._tmp.name))
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(cert, key)
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-            self.ca_file = cert
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-woocommerce", daemon=True)
-        self._thread.start()
-        return self
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        self._tmp = tempfile.TemporaryDirectory(prefix="fake-woocommerce-")
+        cert, key = _self_signed_certificate(Path(self._tmp.name))
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.ca_file = cert
+        return context
 
     def stop(self) -> None:
-        self._release.set()  # frees any request held by hang_next
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        super().stop()
         if self._tmp is not None:
             self._tmp.cleanup()
-        self._server = self._thread = self._tmp = None
-
-    def __enter__(self) -> FakeWooCommerce:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        self._tmp = None
 
     @property
     def url(self) -> str:
         """The store's URL (WordPress's home URL), with a trailing slash: what a shop's external_id holds."""
-        if self._server is None:
-            raise RuntimeError("the fake WooCommerce is not started")
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self._server.server_address[1]}/"
+        return self.root + "/"
 
     # --- what tests arrange -------------------------------------------------------------------------------
 
@@ -284,13 +261,11 @@ class FakeWooCommerce:
 
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """The next `times` API requests answer `status` (with Retry-After when given), before auth."""
-        with self._lock:
-            self._trouble.failures += [(status, retry_after)] * times
+        self._failures.add(Fault(status, retry_after_header(retry_after)), times)
 
     def hang_next(self, times: int = 1, seconds: float = 30.0) -> None:
         """The next `times` API requests get no answer for `seconds` (or until stop())."""
-        with self._lock:
-            self._trouble.hangs += [seconds] * times
+        self._hangs.add(Fault(hang=seconds), times)
 
     def requests_to(self, path_suffix: str) -> list[RecordedRequest]:
         with self._lock:
@@ -302,7 +277,7 @@ class FakeWooCommerce:
                 webhook_id: int = 1, timeout: float = 60.0) -> DeliveryResult:
         """POST one signed delivery of `order` for `topic` to `receiver_url`, exactly as WooCommerce does."""
         request = webhook_request(topic, webhook_payload(topic, order), secret, webhook_id=webhook_id,
-                                  source=self.url if self._server else "https://shop.example/")
+                                  source=self.url if self.running else "https://shop.example/")
         return self._post(receiver_url, topic, request, timeout)
 
     def ping(self, receiver_url: str, webhook_id: int = 1, timeout: float = 60.0) -> DeliveryResult:
@@ -338,43 +313,41 @@ class FakeWooCommerce:
 
     # --- serving the API ----------------------------------------------------------------------------------
 
-    def _take_trouble(self) -> tuple[float | None, tuple[int, float | None] | None]:
-        with self._lock:
-            hang = self._trouble.hangs.pop(0) if self._trouble.hangs else None
-            failure = self._trouble.failures.pop(0) if hang is None and self._trouble.failures else None
-        return hang, failure
-
-    def handle(self, method: str, raw_path: str, headers: Mapping[str, str],
+    def answer(self, method: str, path: str, headers: Mapping[str, str],
                body: bytes) -> tuple[int, dict[str, str], Any]:
         """Answer one request: (status, extra headers, JSON value). Runs on the server's threads."""
-        parts = urlsplit(raw_path)
+        parts = urlsplit(path)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         record = RecordedRequest(method, parts.path, dict(pairs), dict(headers), body)
-        with self._lock:
-            self.requests.append(record)
-        hang, failure = self._take_trouble()
+        self.record(record)
+        hang = self._hangs.take()
+        failure = self._failures.take() if hang is None else None
         if hang is not None:
-            self._release.wait(hang)
+            self.hold(hang.hang)
             record.status = 504
             return 504, {}, _wp_error(504, "fake_hang", "held by hang_next()")
-        if failure is not None:
-            status, retry_after = failure
-            extra = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-            record.status = status
-            return status, extra, _wp_error(status, "fake_failure", f"injected HTTP {status}")
+        if failure is not None and failure.status is not None:
+            record.status = failure.status
+            return failure.status, failure.headers, _wp_error(failure.status, "fake_failure",
+                                                              f"injected HTTP {failure.status}")
         try:
             record.auth = self._authenticate(method, parts.path, dict(pairs), headers)
-            status, extra, answer = self._route(method, parts.path, dict(pairs), body)
+            status, extra, value = self._route(method, parts.path, dict(pairs), body)
         except _ApiError as error:
-            status, extra, answer = error.status, {}, _wp_error(error.status, error.code, error.message,
-                                                               **error.data)
+            status, extra, value = error.status, {}, _wp_error(error.status, error.code, error.message,
+                                                              **error.data)
         record.status = status
-        return status, extra, answer
+        return status, extra, value
+
+    handle = answer  # the name this hook had before the shared server took it over
+
+    def encode(self, body: Any) -> bytes:
+        return wp_json_encode(body)
 
     # --- auth, as WC_REST_Authentication ------------------------------------------------------------------
 
     def _authenticate(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str]) -> str:
-        authorization = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        authorization = header(headers, "Authorization")
         if authorization.startswith("Basic "):
             try:
                 user, _, password = base64.b64decode(authorization[6:]).decode().partition(":")
@@ -567,32 +540,3 @@ def _page_headers(base_url: str, total: int, per_page: int, page: int) -> dict[s
     if links:
         headers["Link"] = ", ".join(links)
     return headers
-
-
-def _handler_for(store: FakeWooCommerce) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "Apache"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, extra, answer = store.handle(self.command, self.path, dict(self.headers.items()), body)
-            payload = wp_json_encode(answer)
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-            except OSError:
-                pass  # the client gave up (a hang it timed out on)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
-            pass
-
-    return Handler
-

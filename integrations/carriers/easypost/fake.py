@@ -40,6 +40,7 @@ import requests
 from integrations.carriers.base import parse_timestamp
 from integrations.carriers.easypost.webhooks import SIGNATURE_HEADER, signature
 from integrations.carriers.fakes import Answer, FakeCarrierServer, Json
+from integrations.fakeserver import header
 
 PUBLIC_TRACKING = "https://track.easypost.com/"
 LABEL_FILES = "https://easypost-files.s3.us-west-2.amazonaws.com/files/postage_label/"
@@ -114,16 +115,6 @@ class FakeEasyPost(FakeCarrierServer):
         self._purchases: Counter[str] = Counter()
         self._sequence = 0
 
-    def start(self) -> FakeEasyPost:
-        super().start()
-        return self
-
-    def __enter__(self) -> FakeEasyPost:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
         """The SDK's api_base (what EASYPOST_API_BASE_URL would be): http://127.0.0.1:<port>/v2."""
@@ -176,8 +167,7 @@ class FakeEasyPost(FakeCarrierServer):
     # --- the wire -----------------------------------------------------------------------------------------
 
     def authorized(self, headers: dict[str, str]) -> bool:
-        given = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-        return given == f"Bearer {self.api_key}"
+        return header(headers, "Authorization") == f"Bearer {self.api_key}"
 
     def error_body(self, status: int, message: str) -> Any:
         code = {401: "APIKEY.INACTIVE", 404: "NOT_FOUND", 429: "RATE_LIMITED"}.get(

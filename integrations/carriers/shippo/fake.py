@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 import requests
 
 from integrations.carriers.fakes import Answer, FakeCarrierServer, Json
+from integrations.fakeserver import header
 
 TEST_TRACKING_NUMBERS = {"SHIPPO_PRE_TRANSIT": "PRE_TRANSIT", "SHIPPO_TRANSIT": "TRANSIT",
                          "SHIPPO_DELIVERED": "DELIVERED", "SHIPPO_RETURNED": "RETURNED",
@@ -102,16 +103,6 @@ class FakeShippo(FakeCarrierServer):
         self._purchase_errors: list[str] = []
         self._sequence = 0
 
-    def start(self) -> FakeShippo:
-        super().start()
-        return self
-
-    def __enter__(self) -> FakeShippo:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
         """The API base URL (what SHIPPO_API_BASE_URL would be): http://127.0.0.1:<port>."""
@@ -160,8 +151,7 @@ class FakeShippo(FakeCarrierServer):
     # --- the wire -----------------------------------------------------------------------------------------
 
     def authorized(self, headers: dict[str, str]) -> bool:
-        given = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
-        return given == f"ShippoToken {self.api_token}"
+        return header(headers, "Authorization") == f"ShippoToken {self.api_token}"
 
     def error_body(self, status: int, message: str) -> Any:
         return {"detail": message}
