@@ -413,5 +413,108 @@ def jobs_sweep() -> None:
     click.echo(f"enqueued {sweep(_runtime())} job(s)")
 
 
+# --- stock ----------------------------------------------------------------------------------------------
+
+
+@cli.group("locations")
+def locations_group() -> None:
+    """Stock locations (warehouses)."""
+
+
+@locations_group.command("add")
+@click.option("--code", required=True, help="Short code used in stock files and on the timeline, e.g. STHLM.")
+@click.option("--name", required=True)
+@click.option("--country", required=True, help="ISO 3166 two-letter country code, e.g. SE.")
+@click.option("--priority", default=100, show_default=True, type=int, help="Lower ships first.")
+@click.option("--timezone", default="UTC", show_default=True)
+@click.option("--line1")
+@click.option("--line2")
+@click.option("--city")
+@click.option("--region")
+@click.option("--postal-code")
+@click.option("--inactive", is_flag=True, help="Keep its stock figures but never allocate from it.")
+def locations_add(code: str, name: str, country: str, priority: int, timezone: str, line1: str | None,
+                  line2: str | None, city: str | None, region: str | None, postal_code: str | None,
+                  inactive: bool) -> None:
+    """Add a stock location."""
+    from marshmallow import ValidationError
+    from sqlalchemy.exc import IntegrityError
+
+    from app.api.inventory import LocationIn
+    from app.models import Location
+
+    raw = {"code": code, "name": name, "country_code": country.upper(), "priority": priority,
+           "timezone": timezone, "active": not inactive, "line1": line1, "line2": line2, "city": city,
+           "region": region, "postal_code": postal_code}
+    try:
+        data = LocationIn().load({k: v for k, v in raw.items() if v is not None})
+    except ValidationError as error:
+        raise click.ClickException(f"not a valid location: {error.messages}") from None
+    try:
+        with _runtime().db.session() as session:
+            location = Location(**data)
+            session.add(location)
+            session.flush()
+            click.echo(f"location {location.id} added: {location.code} ({location.name}, {location.country_code})")
+    except IntegrityError:
+        raise click.ClickException(f"there is already a location {data['code']}") from None
+
+
+@locations_group.command("list")
+def locations_list() -> None:
+    """List stock locations in the order they ship from."""
+    from app.models import Location
+
+    with _runtime().db.session() as session:
+        rows = session.execute(select(Location).order_by(Location.priority, Location.code)).scalars().all()
+        if not rows:
+            click.echo("no locations")
+        for loc in rows:
+            click.echo(f"{loc.id}\t{loc.code}\t{loc.name}\t{loc.country_code}\tpriority {loc.priority}\t"
+                       f"{'active' if loc.active else 'inactive'}")
+
+
+@cli.group("stock")
+def stock_group() -> None:
+    """Stock levels per location and SKU."""
+
+
+@stock_group.command("import")
+@click.argument("file", type=click.File("rb"))
+def stock_import(file: Any) -> None:
+    """Set counted stock from a CSV FILE (columns location, sku, on_hand and optionally bin; `-` reads
+    standard input). All rows or none; backordered orders the stock completes are allocated."""
+    from app import stock
+
+    data = file.read()
+    try:
+        with _runtime().db.session() as session:
+            result = stock.import_stock(session, data)
+    except stock.StockImportError as error:
+        lines = "\n".join(f"  {problem}" for problem in error.problems)
+        more = "\n  … (stopped counting)" if error.truncated else ""
+        raise click.ClickException(f"nothing was imported; the file has problems:\n{lines}{more}") from None
+    click.echo(f"{result.rows} row(s): {result.created} created, {result.updated} updated, "
+               f"{result.unchanged} unchanged; {len(result.queued_orders)} waiting order(s) queued for allocation")
+
+
+@stock_group.command("show")
+@click.option("--sku", help="Only this SKU.")
+@click.option("--location", help="Only this location (its code).")
+def stock_show(sku: str | None, location: str | None) -> None:
+    """Show stock: on hand, reserved for orders, available, and the bin."""
+    from app import stock
+
+    with _runtime().db.session() as session:
+        rows = session.execute(stock.stock_query(sku=sku, location=location)).scalars().all()
+        if not rows:
+            click.echo("no stock")
+            return
+        click.echo("LOCATION\tSKU\tON_HAND\tRESERVED\tAVAILABLE\tBIN")
+        for level in rows:
+            click.echo(f"{level.location.code}\t{level.sku}\t{level.on_hand}\t{level.reserved}\t"
+                       f"{level.available}\t{level.bin or ''}")
+
+
 def main() -> None:
     cli(prog_name="orderline")

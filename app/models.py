@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -339,3 +340,83 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- stock and allocation -------------------------------------------------------------------------------
+
+
+class Location(Base):
+    """A place stock is kept and shipped from (a warehouse, a shop's back room)."""
+
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Short and stable, as staff say it and CSV files name it ("STHLM", "NJ"); stored in capitals.
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country_code: Mapped[str] = mapped_column(String(2))
+    line1: Mapped[str | None] = mapped_column(String(255))
+    line2: Mapped[str | None] = mapped_column(String(255))
+    city: Mapped[str | None] = mapped_column(String(128))
+    region: Mapped[str | None] = mapped_column(String(128))
+    postal_code: Mapped[str | None] = mapped_column(String(32))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Inactive locations keep their stock figures but are never allocated from.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Lower ships first when several locations could.
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StockLevel(Base):
+    """How many of one SKU a location holds, and how many of those are promised to orders."""
+
+    __tablename__ = "stock_levels"
+    __table_args__ = (
+        UniqueConstraint("location_id", "sku", name="uq_stock_levels_location_sku"),
+        # The last line of defence against overselling: the database refuses what the locking should prevent.
+        CheckConstraint("on_hand >= 0", name="ck_stock_levels_on_hand_not_negative"),
+        CheckConstraint("reserved >= 0", name="ck_stock_levels_reserved_not_negative"),
+        CheckConstraint("reserved <= on_hand", name="ck_stock_levels_reserved_within_on_hand"),
+        Index("ix_stock_levels_sku", "sku"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    sku: Mapped[str] = mapped_column(String(128))
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    # Where it sits in the location ("A-03-2"): pick lists are sorted by it.
+    bin: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    location: Mapped[Location] = relationship()
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class Allocation(Base):
+    """Units of one line item promised from one location: reserved → picked → shipped, or released."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="ck_allocations_quantity_positive"),
+        Index("ix_allocations_order", "order_id"),
+        Index("ix_allocations_location_status", "location_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    # A line the channel later removes leaves its allocation (and the stock it holds) for staff to see.
+    line_item_id: Mapped[int | None] = mapped_column(ForeignKey("line_items.id", ondelete="SET NULL"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    sku: Mapped[str] = mapped_column(String(128))
+    quantity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="reserved")  # reserved | picked | shipped | released
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    order: Mapped[Order] = relationship()
+    location: Mapped[Location] = relationship()

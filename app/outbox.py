@@ -19,6 +19,7 @@ class JobName(StrEnum):
 
     TRIAGE_ORDER = "triage_order"
     RECONCILE_SHOP = "reconcile_shop"
+    ALLOCATE_ORDER = "allocate_order"
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

@@ -8,6 +8,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.models import InboundEvent, Order, PrivacyRequest, Shop
+from app.stock import release_order
 from app.store import utcnow
 
 REDACTED_BODY = b'{"redacted": true}'
@@ -76,7 +77,9 @@ def _scrub_inbound(session: Session, shop: Shop, orders: list[Order]) -> None:
 
 def erase_shop(session: Session, shop: Shop, *, keep_inbound_id: int | None = None) -> PrivacyRequest:
     """Erase every order and delivery of a shop that left (Shopify `shop/redact`), and its secrets."""
-    count = session.execute(select(Order.id).where(Order.shop_id == shop.id)).all()
+    orders = list(session.execute(select(Order).where(Order.shop_id == shop.id)).scalars())
+    for order in orders:
+        release_order(session, order)  # reserved stock goes back before the orders disappear
     # ON DELETE CASCADE takes the orders' items, addresses, timeline and refunds with them.
     session.execute(delete(Order).where(Order.shop_id == shop.id))
     session.execute(delete(InboundEvent).where(InboundEvent.shop_id == shop.id, InboundEvent.id != keep_inbound_id))
@@ -84,7 +87,7 @@ def erase_shop(session: Session, shop: Shop, *, keep_inbound_id: int | None = No
                     .values(body=REDACTED_BODY, headers={}))
     shop.credentials_encrypted = shop.webhook_secret_encrypted = None
     shop.active = False
-    request = PrivacyRequest(shop_id=shop.id, kind="shop_redact", orders_affected=len(count),
+    request = PrivacyRequest(shop_id=shop.id, kind="shop_redact", orders_affected=len(orders),
                              result={"erased_at": utcnow().isoformat()})
     session.add(request)
     return request

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.outbox import JobName
-from jobs import orders, reconcile
+from jobs import fulfilment, orders, reconcile
 from jobs.context import JobContext
 from jobs.queues import QueueName
 
@@ -20,6 +20,7 @@ class JobSpec:
 JOBS: dict[str, JobSpec] = {
     JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
     JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.BACKGROUND),
+    JobName.ALLOCATE_ORDER: JobSpec(fulfilment.allocate_order, QueueName.FULFILMENT),
 }
 
 

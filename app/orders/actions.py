@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from app import outbox
+from app import outbox, stock
 from app.models import Address, LineItem, Order, OrderEvent, OrderRefund, Shop
 from app.money import amount_problem, is_currency, minor_units
 from app.orders.errors import Forbidden, IllegalTransition, InvalidOrder, NotFound, VersionConflict
@@ -200,6 +200,8 @@ def triage(session: Session, order_id: int, actor: Actor | None = None) -> Order
     else:
         record_event(session, order, actor, "order.needs_review", "Waiting for review")
     _flush(session, order)
+    if auto:  # after the flush: add_job flushes too, and a version conflict must surface from _flush
+        outbox.add_job(session, outbox.JobName.ALLOCATE_ORDER, order_id=order.id)
     return order
 
 
@@ -209,6 +211,7 @@ def approve(session: Session, order_id: int, actor: Actor, *, expected_version: 
     _move(session, order, OrderStatus.APPROVED, actor, action="approve")
     record_event(session, order, actor, "order.approved", f"Approved by {actor.name or actor.kind}")
     _flush(session, order)
+    outbox.add_job(session, outbox.JobName.ALLOCATE_ORDER, order_id=order.id)
     return order
 
 
@@ -239,6 +242,9 @@ def release(session: Session, order_id: int, actor: Actor, *, expected_version: 
     record_event(session, order, actor, "order.released",
                  f"Released by {actor.name or actor.kind}; back to {resume_to}", resumed=str(resume_to))
     _flush(session, order)
+    if resume_to in (OrderStatus.APPROVED, OrderStatus.BACKORDERED):
+        # Held before its stock was reserved: allocation picks up where the hold stopped it.
+        outbox.add_job(session, outbox.JobName.ALLOCATE_ORDER, order_id=order.id)
     return order
 
 
@@ -256,6 +262,7 @@ def cancel(session: Session, order_id: int, actor: Actor, *, reason: str,
     record_event(session, order, actor, "order.cancelled",
                  f"Cancelled by {actor.name or actor.kind}: {reason}", reason=reason, cancelled_from=previous)
     _flush(session, order)
+    release_stock(session, order, actor)  # after the flush, which holds the order row: order, then stock
     return order
 
 
@@ -396,6 +403,7 @@ def _update_from_channel(session: Session, order: Order, data: NewOrder, actor: 
             record_event(session, order, actor, "order.cancelled",
                          f"Cancelled on {order.channel}" + (f": {data.cancel_reason}" if data.cancel_reason else ""),
                          cancelled_from=previous)
+            release_stock(session, order, actor)
         else:
             # Already shipped here: the channel's cancellation needs a person (return, refund), not a silent flip.
             record_event(session, order, actor, "order.cancel_requested_by_channel",
@@ -486,8 +494,52 @@ def remove_on_channel(session: Session, shop: Shop, external_id: str, *, reason:
         order.cancel_reason = reason
         record_event(session, order, actor, "order.cancelled", f"{reason.capitalize()} on {shop.channel}",
                      cancelled_from=previous)
+        release_stock(session, order, actor)
     else:
         record_event(session, order, actor, "order.removed_on_channel",
                      f"{reason.capitalize()} on {shop.channel} while {order.status}; left as it is")
     _flush(session, order)
     return "applied"
+
+
+# --- stock ----------------------------------------------------------------------------------------------
+
+
+def allocate(session: Session, order_id: int, actor: Actor | None = None) -> Order:
+    """Reserve stock for an approved or backordered order: `allocated` (the timeline names each location and
+    what it ships) or `backordered` (naming what is missing). Idempotent: an order that has moved on, or is
+    still short while backordered, is left as it is."""
+    actor = actor or Actor.system()
+    # The order row first, then the stock rows (stock.allocate): one lock order, and a second copy of this
+    # job waits here and then finds the order already allocated.
+    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
+                            .execution_options(populate_existing=True)).scalar_one_or_none()
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist")
+    if order.status not in (OrderStatus.APPROVED, OrderStatus.BACKORDERED):
+        return order
+    result = stock.allocate(session, order)
+    if result.outcome == "untracked":
+        if order.status == OrderStatus.APPROVED:
+            record_event(session, order, actor, "order.allocation_skipped",
+                         "Not allocated: no active stock location (add one with `orderline locations add` "
+                         "and import stock; waiting orders are then allocated)")
+    elif result.allocated:
+        message, data = stock.describe_allocation(result)
+        _move(session, order, OrderStatus.ALLOCATED, actor, action="allocate")
+        record_event(session, order, actor, "order.allocated", message, **data)
+    elif order.status == OrderStatus.APPROVED:
+        message, data = stock.describe_backorder(result)
+        _move(session, order, OrderStatus.BACKORDERED, actor, action="backorder")
+        record_event(session, order, actor, "order.backordered", message, **data)
+    # Backordered and still short: nothing new to say; stock arriving will ask again.
+    _flush(session, order)
+    return order
+
+
+def release_stock(session: Session, order: Order, actor: Actor) -> None:
+    """Give back the stock an order holds (on cancel), with a timeline entry naming what went back where."""
+    released = stock.release_order(session, order)
+    if released:
+        message, data = stock.describe_release(released)
+        record_event(session, order, actor, "order.stock_released", message, **data)
