@@ -516,5 +516,42 @@ def stock_show(sku: str | None, location: str | None) -> None:
                        f"{level.available}\t{level.bin or ''}")
 
 
+@cli.command("picklist")
+@click.argument("location")
+@click.option("--order", "order_ids", type=int, multiple=True, help="Only this order id (repeatable).")
+@click.option("--html", "html_file", type=click.File("w", encoding="utf-8"),
+              help="Write the printable HTML page to this file (`-` for standard output).")
+def picklist(location: str, order_ids: tuple[int, ...], html_file: Any) -> None:
+    """Print the pick list of LOCATION (its code): by bin then SKU, with per-bin totals and the orders."""
+    from app import picking
+    from app.orders.errors import NotFound
+
+    try:
+        with _runtime().db.session() as session:
+            pick = picking.pick_list(session, location, order_ids=list(order_ids) or None)
+    except NotFound as error:
+        raise click.ClickException(error.message) from None
+    if html_file is not None:
+        html_file.write(picking.render_pick_list(pick))
+        if html_file.name != "<stdout>":
+            click.echo(f"pick list of {pick.location} ({pick.total} units, {len(pick.orders)} order(s)) "
+                       f"written to {html_file.name}")
+        return
+    click.echo(f"Pick list {pick.location} ({pick.location_name}): {pick.total} units, {len(pick.orders)} order(s)")
+    if not pick.bins:
+        click.echo("nothing to pick")
+        return
+    click.echo("BIN\tSKU\tQTY\tORDERS")
+    for group in pick.bins:
+        for line in group.lines:
+            orders = ", ".join(f"#{o.number}×{o.quantity}" for o in line.orders)
+            click.echo(f"{group.bin or '-'}\t{line.sku}\t{line.quantity}\t{orders}")
+        click.echo(f"{group.bin or '-'}\ttotal\t{group.total}")
+    for order in pick.orders:
+        if order.split:
+            elsewhere = ", ".join(f"{e.quantity}× {e.sku} from {e.location}" for e in order.elsewhere)
+            click.echo(f"split: #{order.number} also ships {elsewhere}")
+
+
 def main() -> None:
     cli(prog_name="orderline")

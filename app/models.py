@@ -83,6 +83,8 @@ class Order(Base):
     customer_phone: Mapped[str | None] = mapped_column(String(32))
     customer_locale: Mapped[str | None] = mapped_column(String(16))
     shipping_level: Mapped[str] = mapped_column(String(32), default="standard")
+    # What the packer's scale said when it differed from the SKU data (set by the `pack` action).
+    packed_weight_grams: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     risk_level: Mapped[str | None] = mapped_column(String(16))

@@ -55,13 +55,13 @@ def _nullable_ref(_converter: Any, _field: Any, ret: dict[str, Any], **_: Any) -
 
 
 def init_api(app: Flask) -> OrderlineApi:
-    from app.api import inbound, inventory, jobs, orders, shops
+    from app.api import inbound, inventory, jobs, orders, picking, shops
 
     for key, value in API_CONFIG.items():
         app.config.setdefault(key, value)
     app.url_map.converters["id"] = RowId  # before any rule that uses it is added
     api = OrderlineApi(app)
     api.ma_plugin.converter.add_attribute_function(_nullable_ref)
-    for module in (orders, shops, jobs, inbound, inventory):
+    for module in (orders, shops, jobs, inbound, inventory, picking):
         api.register_blueprint(module.blp)
     return api

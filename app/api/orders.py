@@ -166,7 +166,7 @@ class OrderView(MethodView):
             return _full_order(session, order_id)
 
 
-@blp.route("/<id:order_id>/actions/<any(approve, hold, release, cancel, note):name>")
+@blp.route("/<id:order_id>/actions/<any(approve, hold, release, cancel, note, pick, pack):name>")
 class OrderAction(MethodView):
     @require(Role.VIEWER)
     @blp.arguments(ActionIn, required=False)  # approve and release need no body
@@ -174,7 +174,10 @@ class OrderAction(MethodView):
     @blp.alt_response(409, schema=Error,
                       description="the transition is not allowed, or the order changed meanwhile")
     def post(self, data: dict[str, Any], order_id: int, name: str) -> Order:
-        """Act on an order: approve, hold (reason), release, cancel (reason; managers), note (text)."""
+        """Act on an order: approve, hold, release, cancel, note, pick or pack.
+
+        hold and cancel need a reason (cancel: managers), note needs text; pick and pack are the warehouse
+        steps (operators), pack with an optional weight_grams when the scale differs from the SKU data."""
         with db().session() as session:
             actions.perform(session, order_id, name, g.actor, **data)
         with db().session() as session:

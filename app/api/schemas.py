@@ -306,6 +306,8 @@ class OrderCreate(Strict):
 class ActionIn(Strict):
     reason = _text(MAX_TEXT, metadata={"description": "required by hold and cancel"})
     text = _text(MAX_TEXT, metadata={"description": "required by note"})
+    weight_grams = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000), metadata={
+        "description": "pack: the parcel's weight on the scale, when it differs from the SKU data"})
     expected_version = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),
                                       metadata={"description": "refuse with 409 if the order has moved on"})
 
@@ -456,6 +458,8 @@ class OrderOut(OrderSummary):
     note = fields.String(allow_none=True)
     tags = fields.List(fields.String())
     risk_level = fields.String(allow_none=True)
+    packed_weight_grams = fields.Integer(allow_none=True, metadata={
+        "description": "the weight the packer typed at the pack step, when it differed"})
     created_at = fields.DateTime()
     shipping_address = DerivedNested(AddressOut, allow_none=True, getter=lambda o: o.address("shipping"))
     billing_address = DerivedNested(AddressOut, allow_none=True, getter=lambda o: o.address("billing"))

@@ -279,6 +279,43 @@ def add_note(session: Session, order_id: int, actor: Actor, *, text: str,
     return order
 
 
+def pick(session: Session, order_id: int, actor: Actor, *, expected_version: int | None = None,
+         **_: Any) -> Order:
+    """The packer has the goods in hand: `allocated` → `picking`, and the reserved allocations become picked."""
+    order = load_order(session, order_id, expected_version=expected_version)
+    _move(session, order, OrderStatus.PICKING, actor, action="pick")
+    allocations = stock.allocations_of(session, order.id, statuses=[stock.AllocationStatus.RESERVED.value])
+    now = utcnow()
+    for allocation in allocations:
+        allocation.status = stock.AllocationStatus.PICKED.value
+        allocation.updated_at = now
+    record_event(session, order, actor, "order.picked", f"Picked by {actor.name or actor.kind}",
+                 locations=stock.by_location(allocations))
+    _flush(session, order)
+    return order
+
+
+MAX_WEIGHT_GRAMS = 1_000_000  # a tonne: past that it is a typing error, not a parcel
+
+
+def pack(session: Session, order_id: int, actor: Actor, *, weight_grams: int | None = None,
+         expected_version: int | None = None, **_: Any) -> Order:
+    """Packed and ready for a label: `picking` → `packed`, with the scale's weight when the packer typed one."""
+    if weight_grams is not None and (isinstance(weight_grams, bool) or not isinstance(weight_grams, int)
+                                   or not 0 < weight_grams <= MAX_WEIGHT_GRAMS):
+        raise InvalidOrder("the weight must be a whole number of grams above zero",
+                           fields={"weight_grams": [f"must be between 1 and {MAX_WEIGHT_GRAMS}"]})
+    order = load_order(session, order_id, expected_version=expected_version)
+    _move(session, order, OrderStatus.PACKED, actor, action="pack")
+    message = f"Packed by {actor.name or actor.kind}"
+    if weight_grams is not None:
+        order.packed_weight_grams = weight_grams
+        message += f" ({weight_grams} g on the scale)"
+    record_event(session, order, actor, "order.packed", message, weight_grams=weight_grams)
+    _flush(session, order)
+    return order
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     """A staff action: what it does and the least role that may do it."""
@@ -294,6 +331,8 @@ ACTIONS: dict[str, ActionSpec] = {
     "release": ActionSpec(release, Role.OPERATOR),
     "cancel": ActionSpec(cancel, Role.MANAGER, needs=("reason",)),
     "note": ActionSpec(add_note, Role.VIEWER, needs=("text",)),
+    "pick": ActionSpec(pick, Role.OPERATOR),
+    "pack": ActionSpec(pack, Role.OPERATOR),
 }
 
 
