@@ -179,7 +179,7 @@ def _shop_amount(data: Mapping[str, Any], name: str, what: str) -> Decimal:
     return money(data.get(name), what)
 
 
-def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def json_object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = data.get(name)
     if value is None:
         return {}
@@ -278,8 +278,8 @@ def map_refund(refund: Mapping[str, Any]) -> NewRefund:
 
 
 def _customer_contact(order: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
-    customer = _object(order, "customer")
-    shipping, billing = _object(order, "shipping_address"), _object(order, "billing_address")
+    customer = json_object(order, "customer")
+    shipping, billing = json_object(order, "shipping_address"), json_object(order, "billing_address")
     name = first_text(full_name(customer.get("first_name"), customer.get("last_name")),
                       shipping.get("name"), billing.get("name"))
     email = first_text(order.get("email"), order.get("contact_email"), customer.get("email"))
@@ -319,8 +319,8 @@ def map_order(order: Any) -> NewOrder:
         customer_email=email,
         customer_phone=phone,
         customer_locale=text(order.get("customer_locale")),
-        shipping_address=map_address(_object(order, "shipping_address")),
-        billing_address=map_address(_object(order, "billing_address")),
+        shipping_address=map_address(json_object(order, "shipping_address")),
+        billing_address=map_address(json_object(order, "billing_address")),
         shipping_level=shipping_level(shipping_labels(shipping_lines)),
         shipping_total=_shipping_total(order, shipping_lines),
         tax_total=Decimal(0) if order.get("taxes_included") else _shop_amount(order, "total_tax", "tax"),

@@ -15,6 +15,7 @@ from integrations.base import PayloadError
 from integrations.shopify.mapping import (
     first_text,
     full_name,
+    json_object,
     map_address,
     money,
     numeric_id,
@@ -56,15 +57,6 @@ GRAPHQL_FULFILLMENT_STATUS_MAP: dict[str | None, str] = {
 }
 
 
-def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = data.get(name)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise PayloadError(f"{name} is not an object")
-    return value
-
-
 def _nodes(data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     """The items of a connection (`{nodes: [...]}`) or of a plain list field."""
     value = data.get(name)
@@ -79,7 +71,7 @@ def _nodes(data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
 
 def shop_money(data: Mapping[str, Any], name: str) -> Decimal:
     """`<name> { shopMoney { amount } }` as a Decimal; a missing MoneyBag is zero."""
-    return money(_object(_object(data, name), "shopMoney").get("amount"), name)
+    return money(json_object(json_object(data, name), "shopMoney").get("amount"), name)
 
 
 def _int(data: Mapping[str, Any], name: str, what: str) -> int:
@@ -115,7 +107,7 @@ def map_refund_node(node: Mapping[str, Any]) -> NewRefund:
     external_id = numeric_id(node.get("legacyResourceId") or node.get("id"), "refund id")
     items: dict[str, int] = {}
     for line in _nodes(node, "refundLineItems"):
-        key = numeric_id(_object(line, "lineItem").get("id"), f"refund {external_id} line item id")
+        key = numeric_id(json_object(line, "lineItem").get("id"), f"refund {external_id} line item id")
         items[key] = items.get(key, 0) + _int(line, "quantity", f"refund {external_id}")
     return NewRefund(
         external_id=external_id,
@@ -127,12 +119,12 @@ def map_refund_node(node: Mapping[str, Any]) -> NewRefund:
 
 
 def _contact(node: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
-    customer = _object(node, "customer")
-    shipping, billing = _object(node, "shippingAddress"), _object(node, "billingAddress")
+    customer = json_object(node, "customer")
+    shipping, billing = json_object(node, "shippingAddress"), json_object(node, "billingAddress")
     name = first_text(full_name(customer.get("firstName"), customer.get("lastName")),
                       shipping.get("name"), billing.get("name"))
-    email = first_text(node.get("email"), _object(customer, "defaultEmailAddress").get("emailAddress"))
-    phone = first_text(node.get("phone"), _object(customer, "defaultPhoneNumber").get("phoneNumber"),
+    email = first_text(node.get("email"), json_object(customer, "defaultEmailAddress").get("emailAddress"))
+    phone = first_text(node.get("phone"), json_object(customer, "defaultPhoneNumber").get("phoneNumber"),
                        shipping.get("phone"), billing.get("phone"))
     return name, email, phone
 
@@ -163,8 +155,8 @@ def map_order_node(node: Any, extra_line_items: list[Mapping[str, Any]] | None =
         customer_email=email,
         customer_phone=phone,
         customer_locale=text(node.get("customerLocale")),
-        shipping_address=map_address(_object(node, "shippingAddress")),
-        billing_address=map_address(_object(node, "billingAddress")),
+        shipping_address=map_address(json_object(node, "shippingAddress")),
+        billing_address=map_address(json_object(node, "billingAddress")),
         shipping_level=shipping_level(shipping_labels(shipping_lines)),
         shipping_total=shop_money(node, "totalShippingPriceSet"),
         tax_total=Decimal("0") if node.get("taxesIncluded") else shop_money(node, "totalTaxSet"),
