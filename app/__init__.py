@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app import events
 from app.config import Settings, load_settings
 from app.logs import configure_logging
 from app.orders.errors import OrderError
@@ -69,6 +70,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     # Import every channel now: not on a webhook's clock, and not again in every forked job.
     all_channels()
     install_after_commit(runtime)
+    events.install(runtime.db.sessionmaker)
     _instrument(app, runtime)
     _register(app)
     return app

@@ -8,6 +8,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import events
 from app.models import Alert
 from app.store import utcnow
 
@@ -27,5 +28,6 @@ def raise_alert(session: Session, kind: str, key: str, message: str, **data: Any
         alert.last_seen_at = utcnow()
         alert.message = message
         alert.data = data
+    events.note(session, alert)
     log.warning("alert", kind=kind, count=alert.count if alert.count else 1)
     return alert

@@ -166,7 +166,8 @@ class OrderView(MethodView):
             return _full_order(session, order_id)
 
 
-@blp.route("/<id:order_id>/actions/<any(approve, hold, release, cancel, note, pick, pack):name>")
+# Every action in the registry, so a new one is reachable (and documented) as soon as it is registered.
+@blp.route(f"/<id:order_id>/actions/<any({', '.join(actions.ACTIONS)}):name>")
 class OrderAction(MethodView):
     @require(Role.VIEWER)
     @blp.arguments(ActionIn, required=False)  # approve and release need no body
@@ -174,10 +175,11 @@ class OrderAction(MethodView):
     @blp.alt_response(409, schema=Error,
                       description="the transition is not allowed, or the order changed meanwhile")
     def post(self, data: dict[str, Any], order_id: int, name: str) -> Order:
-        """Act on an order: approve, hold, release, cancel, note, pick or pack.
+        """Act on an order: approve, hold, release, cancel, note, pick, pack, reply, ...
 
         hold and cancel need a reason (cancel: managers), note needs text; pick and pack are the warehouse
-        steps (operators), pack with an optional weight_grams when the scale differs from the SKU data."""
+        steps (operators), pack with an optional weight_grams when the scale differs from the SKU data;
+        reply needs text and is sent to the customer by SMS."""
         with db().session() as session:
             actions.perform(session, order_id, name, g.actor, **data)
         with db().session() as session:

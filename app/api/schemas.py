@@ -305,7 +305,7 @@ class OrderCreate(Strict):
 
 class ActionIn(Strict):
     reason = _text(MAX_TEXT, metadata={"description": "required by hold and cancel"})
-    text = _text(MAX_TEXT, metadata={"description": "required by note"})
+    text = _text(MAX_TEXT, metadata={"description": "required by note and reply (reply: sent to the customer by SMS)"})
     weight_grams = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000), metadata={
         "description": "pack: the parcel's weight on the scale, when it differs from the SKU data"})
     expected_version = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from app import outbox, stock
+from app import events, outbox, stock
 from app.models import Address, LineItem, Order, OrderEvent, OrderRefund, Shop
 from app.money import amount_problem, is_currency, minor_units
 from app.orders.errors import Forbidden, IllegalTransition, InvalidOrder, NotFound, VersionConflict
@@ -44,6 +44,7 @@ def record_event(
         created_at=utcnow(),
     )
     session.add(event)
+    events.note(session, event)
     return event
 
 
@@ -316,6 +317,27 @@ def pack(session: Session, order_id: int, actor: Actor, *, weight_grams: int | N
     return order
 
 
+MAX_CUSTOMER_MESSAGE = 1600  # Twilio's own limit for one message body
+
+
+def reply_to_customer(session: Session, order_id: int, actor: Actor, *, text: str,
+                      expected_version: int | None = None, **_: Any) -> Order:
+    """Staff answer the customer. This records the reply on the timeline as `order.customer_reply`; the SMS
+    listener turns that entry into a text, so the reply is sent once the change commits and never if it fails."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidOrder("a reply needs text", fields={"text": ["is required"]})
+    if len(text) > MAX_CUSTOMER_MESSAGE:
+        raise InvalidOrder("the reply is too long for a text message",
+                           fields={"text": [f"at most {MAX_CUSTOMER_MESSAGE} characters"]})
+    order = load_order(session, order_id, expected_version=expected_version)
+    record_event(session, order, actor, "order.customer_reply", f"{actor.name or actor.kind} to the customer: {text}",
+                 text=text)
+    order.updated_at = utcnow()
+    _flush(session, order)
+    return order
+
+
 @dataclass(frozen=True)
 class ActionSpec:
     """A staff action: what it does and the least role that may do it."""
@@ -333,6 +355,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "note": ActionSpec(add_note, Role.VIEWER, needs=("text",)),
     "pick": ActionSpec(pick, Role.OPERATOR),
     "pack": ActionSpec(pack, Role.OPERATOR),
+    "reply": ActionSpec(reply_to_customer, Role.OPERATOR, needs=("text",)),
 }
 
 
