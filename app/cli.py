@@ -521,7 +521,8 @@ def stock_show(sku: str | None, location: str | None) -> None:
 @click.option("--order", "order_ids", type=int, multiple=True, help="Only this order id (repeatable).")
 @click.option("--html", "html_file", type=click.File("w", encoding="utf-8"),
               help="Write the printable HTML page to this file (`-` for standard output).")
-def picklist(location: str, order_ids: tuple[int, ...], html_file: Any) -> None:
+@click.option("--pdf", "pdf_file", type=click.File("wb"), help="Write an A4 PDF to this file (for printers).")
+def picklist(location: str, order_ids: tuple[int, ...], html_file: Any, pdf_file: Any) -> None:
     """Print the pick list of LOCATION (its code): by bin then SKU, with per-bin totals and the orders."""
     from app import picking
     from app.orders.errors import NotFound
@@ -531,6 +532,12 @@ def picklist(location: str, order_ids: tuple[int, ...], html_file: Any) -> None:
             pick = picking.pick_list(session, location, order_ids=list(order_ids) or None)
     except NotFound as error:
         raise click.ClickException(error.message) from None
+    if pdf_file is not None:
+        from app.pdf import pick_list_pdf
+
+        pdf_file.write(pick_list_pdf(pick))
+        click.echo(f"pick list of {pick.location} ({pick.total} units) written to {pdf_file.name}", err=True)
+        return
     if html_file is not None:
         html_file.write(picking.render_pick_list(pick))
         if html_file.name != "<stdout>":

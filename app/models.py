@@ -88,6 +88,8 @@ class Order(Base):
     note: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     risk_level: Mapped[str | None] = mapped_column(String(16))
+    # Why triage sent the order to a person: [{"rule": ..., "message": ...}] (app.orders.rules).
+    review_reasons: Mapped[list[dict[str, str]]] = mapped_column(JSONType, default=list)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The channel's own last-modified time: an update older than this is never applied.
     channel_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -34,7 +34,7 @@ def test_request_counts_are_summed_over_every_web_worker(settings: Settings, tmp
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2).read()  # noqa: S310 - loopback
+                urllib.request.urlopen(f"{base}/healthz", timeout=30).read()  # noqa: S310 - loopback
                 break
             except OSError:
                 assert time.monotonic() < deadline, "gunicorn did not start"

@@ -3,11 +3,13 @@ location for split orders, the printable HTML and the CLI."""
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from pypdf import PdfReader
 
 from app.cli import cli
 from app.models import Order, OrderEvent
@@ -270,3 +272,44 @@ def test_picklist_command_prints_and_writes_html(app: Any, runtime: Runtime, man
 
     missing = runner.invoke(cli, ["picklist", "NOPE"])
     assert missing.exit_code != 0 and "no location 'NOPE'" in missing.output
+
+
+# --- PDF ------------------------------------------------------------------------------------------------
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    """The text a printer would print, page by page."""
+    return [page.extract_text() for page in PdfReader(BytesIO(data)).pages]
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(pdf_pages(data))
+
+
+def test_pick_list_and_packing_slips_as_pdf(client: Any, auth: Any, runtime: Runtime, manual_shop: int,
+                                            stocked: None) -> None:
+    order_id = ready(runtime, manual_shop, ("TEE-BLK-M", 1), ("MUG-05", 2))
+    number = number_of(runtime, order_id)
+    response = client.get("/api/v1/locations/STHLM/picklist?format=pdf", headers=auth("viewer"))
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert response.data.startswith(b"%PDF-")
+    text = pdf_text(response.data)
+    assert "Pick list: STHLM" in text and "TEE-BLK-M" in text and "[split]" in text
+    assert "2× MUG-05 from NJ" in text
+
+    slips = client.get(f"/api/v1/orders/{order_id}/packing-slip?format=pdf", headers=auth("viewer"))
+    assert slips.status_code == 200 and slips.mimetype == "application/pdf"
+    pages = pdf_pages(slips.data)
+    assert len(pages) == 2  # one slip per location the order ships from
+    assert all(f"order #{number}" in page and "Göteborg" in page for page in pages)
+    assert "parcel 1 of 2" in pages[0] and "parcel 2 of 2" in pages[1]
+
+
+def test_picklist_command_writes_a_pdf(app: Any, runtime: Runtime, manual_shop: int, stocked: None,
+                                       tmp_path: Path) -> None:
+    ready(runtime, manual_shop, ("TEE-BLK-M", 2), ("CAP-01", 1))
+    target = tmp_path / "pick.pdf"
+    result = app.test_cli_runner().invoke(cli, ["picklist", "STHLM", "--pdf", str(target)])
+    assert result.exit_code == 0, result.output
+    text = pdf_text(target.read_bytes())
+    assert text.index("A-01-3") < text.index("B-02-1") and "CAP-01" in text

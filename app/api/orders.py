@@ -79,6 +79,7 @@ def _new_order(data: dict[str, Any]) -> NewOrder:
         financial_status=data["financial_status"],
         note=data.get("note"),
         tags=data["tags"],
+        risk_level=data.get("risk_level"),
         placed_at=data.get("placed_at"),
     )
 

@@ -1,4 +1,4 @@
-"""Pick lists per location and packing slips per order: JSON, or a printable HTML page with `?format=html`."""
+"""Pick lists per location and packing slips per order: JSON, a printable HTML page (`?format=html`) or PDF."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
-from app import picking
+from app import pdf, picking
 from app.api import db
 from app.api.auth import require
 from app.api.errors import Error, JsonParser
@@ -24,12 +24,13 @@ blp = Blueprint("picking", __name__, url_prefix="/api/v1", description="Pick lis
 blp.ARGUMENTS_PARSER = JsonParser()
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
-HTML_DOC = {"responses": {200: {"content": {"text/html": {"schema": {"type": "string"}}}}}}
+HTML_DOC = {"responses": {200: {"content": {"text/html": {"schema": {"type": "string"}},
+                                             "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}}}
 
 
 def _format() -> Text:
-    return Text(load_default="json", validate=validate.OneOf(["json", "html"]),
-                metadata={"description": "json (default) or html: a printable page"})
+    return Text(load_default="json", validate=validate.OneOf(["json", "html", "pdf"]),
+                metadata={"description": "json (default), html (a printable page) or pdf (A4, for printers)"})
 
 
 def _checked_code(code: str) -> str:
@@ -128,6 +129,11 @@ def _html(text: str) -> Response:
     return Response(text, status=200, mimetype="text/html")
 
 
+def _pdf(document: bytes, filename: str) -> Response:
+    return Response(document, status=200, mimetype="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+
 # --- routes ---------------------------------------------------------------------------------------------
 
 
@@ -143,11 +149,13 @@ class PickListView(MethodView):
 
         What to take for the location's allocated and picking orders: one line per bin and SKU with the orders
         it is for, per-bin totals, and which orders also ship from another location. `format=html` returns
-        a printable page."""
+        a printable page, `format=pdf` an A4 PDF."""
         with db().session() as session:
             pick = picking.pick_list(session, _checked_code(code), order_ids=args.get("order_id"))
             if args["format"] == "html":
                 return _html(picking.render_pick_list(pick))
+            if args["format"] == "pdf":
+                return _pdf(pdf.pick_list_pdf(pick), f"picklist-{pick.location}.pdf")
             return pick
 
 
@@ -162,12 +170,15 @@ class PackingSlipView(MethodView):
         """An order's packing slips, one per location it ships from.
 
         Each has the ship-to address, the items and quantities leaving from that location and, for a split
-        order, what ships separately from elsewhere. `format=html` returns a printable page."""
+        order, what ships separately from elsewhere. `format=html` returns a printable page,
+        `format=pdf` an A4 PDF."""
         with db().session() as session:
             slips = picking.packing_slips(session, order_id, location=args.get("location"))
             order = session.get(Order, order_id)
             assert order is not None  # packing_slips raised NotFound otherwise
             if args["format"] == "html":
                 return _html(picking.render_packing_slips(slips, number=order.number))
+            if args["format"] == "pdf":
+                return _pdf(pdf.packing_slips_pdf(slips, number=order.number), f"packing-slip-{order.number}.pdf")
             return {"order_id": order.id, "number": order.number, "customer_name": order.customer_name,
                     "ship_to": order.address("shipping"), "slips": slips}

@@ -23,6 +23,7 @@ import pycountry
 from marshmallow import ValidationError, fields, post_dump, validate, validates, validates_schema
 
 from app.money import amount_problem, is_currency, minor_units
+from app.orders.rules import RISK_LEVELS, ApprovalRules
 from app.orders.statuses import OrderStatus
 
 SHIPPING_LEVELS = ("economy", "standard", "express", "overnight", "pickup")
@@ -255,6 +256,8 @@ class OrderCreate(Strict):
     financial_status = Text(load_default="pending", validate=validate.OneOf(FINANCIAL_STATUSES))
     note = _text(MAX_TEXT, allow_none=True)
     tags = fields.List(_text(64), load_default=list, validate=validate.Length(max=50))
+    risk_level = Text(validate=validate.OneOf(RISK_LEVELS), metadata={
+        "description": "fraud risk as staff or the till judged it; approval rules may send it to review"})
     placed_at = UtcDateTime(metadata={"description": "when the sale happened; now when left out"})
 
     @validates("currency")
@@ -458,6 +461,8 @@ class OrderOut(OrderSummary):
     note = fields.String(allow_none=True)
     tags = fields.List(fields.String())
     risk_level = fields.String(allow_none=True)
+    review_reasons = fields.List(fields.Dict(keys=fields.String(), values=fields.String()), metadata={
+        "description": "why triage sent the order to a person: [{rule, message}], see the approval rules"})
     packed_weight_grams = fields.Integer(allow_none=True, metadata={
         "description": "the weight the packer typed at the pack step, when it differed"})
     created_at = fields.DateTime()
@@ -497,6 +502,13 @@ class ShopIn(Strict):
     def _timezone(self, value: str, **_: Any) -> None:
         if value not in _timezones():
             raise ValidationError(f"'{value}' is not an IANA time zone")
+
+    @validates("settings")
+    def _settings(self, value: dict[str, Any], **_: Any) -> None:
+        try:
+            ApprovalRules.from_settings(value)
+        except ValueError as err:
+            raise ValidationError(str(err)) from None
 
 
 @functools.cache  # reading the tz database on every request would be slow for nothing

@@ -13,14 +13,15 @@ from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import events, outbox, stock
-from app.models import Address, LineItem, Order, OrderEvent, OrderRefund, Shop
+from app.models import Address, LineItem, Location, Order, OrderEvent, OrderRefund, Shop
 from app.money import amount_problem, is_currency, minor_units
+from app.orders import rules
 from app.orders.errors import Forbidden, IllegalTransition, InvalidOrder, NotFound, VersionConflict
 from app.orders.statuses import CANCELLABLE, OrderStatus, can_transition
 from app.orders.types import Actor, ActorKind, NewAddress, NewOrder, NewRefund, Role
@@ -188,22 +189,55 @@ def create_order(session: Session, shop: Shop, data: NewOrder, actor: Actor) -> 
 
 
 def triage(session: Session, order_id: int, actor: Actor | None = None) -> Order:
-    """Decide whether a received order needs a person or can go straight on."""
+    """Decide whether a received order needs a person or can go straight on: automatic approval when the
+    shop allows it and no approval rule flags the order (`app.orders.rules`); the flags are kept either way,
+    so a reviewer sees why an order waits."""
     actor = actor or Actor.system()
     order = load_order(session, order_id)
     if order.status != OrderStatus.RECEIVED:
         return order  # already triaged: a repeated job changes nothing
-    auto = bool((order.shop.settings or {}).get("auto_approve", False))
+    settings = order.shop.settings or {}
+    try:
+        flags = rules.review_reasons(order, rules.ApprovalRules.from_settings(settings),
+                                     first_time_customer=_first_time_customer(session, order),
+                                     home_country=_home_country(session))
+    except ValueError as err:  # settings written before validation existed: a person decides
+        flags = [rules.ReviewReason("settings", f"The shop's approval rules cannot be read ({err})")]
+    order.review_reasons = [flag.as_dict() for flag in flags]
+    auto = bool(settings.get("auto_approve", False)) and not flags
     target = OrderStatus.APPROVED if auto else OrderStatus.NEEDS_REVIEW
     _move(session, order, target, actor, action="triage")
     if auto:
-        record_event(session, order, actor, "order.approved", "Approved automatically (shop setting)")
+        record_event(session, order, actor, "order.approved", "Approved automatically (no rule flagged it)")
+    elif flags:
+        record_event(session, order, actor, "order.needs_review",
+                     "Waiting for review: " + "; ".join(flag.message for flag in flags),
+                     reasons=order.review_reasons)
     else:
-        record_event(session, order, actor, "order.needs_review", "Waiting for review")
+        record_event(session, order, actor, "order.needs_review", "Waiting for review", reasons=[])
     _flush(session, order)
     if auto:  # after the flush: add_job flushes too, and a version conflict must surface from _flush
         outbox.add_job(session, outbox.JobName.ALLOCATE_ORDER, order_id=order.id)
     return order
+
+
+def _first_time_customer(session: Session, order: Order) -> bool:
+    """No earlier order in this shop from the same email or phone (an order with neither is a first one)."""
+    who = []
+    if order.customer_email:
+        who.append(func.lower(Order.customer_email) == order.customer_email.lower())
+    if order.customer_phone:
+        who.append(Order.customer_phone == order.customer_phone)
+    if not who:
+        return True
+    earlier = session.execute(select(Order.id).where(
+        Order.shop_id == order.shop_id, Order.id != order.id, or_(*who)).limit(1)).first()
+    return earlier is None
+
+
+def _home_country(session: Session) -> str | None:
+    return session.execute(select(Location.country_code).where(Location.active.is_(True))
+                           .order_by(Location.priority, Location.id).limit(1)).scalar()
 
 
 def approve(session: Session, order_id: int, actor: Actor, *, expected_version: int | None = None,
