@@ -425,9 +425,10 @@ def step_failed(session: Session, order_id: int, step: str, message: str, *,
         shipment = session.get(Shipment, shipment_id)
         if shipment is not None:
             shipment.last_error = message[:2000]
-    actions.record_event(session, order, Actor.system(), "order.step_failed",
-                         f"{step} failed: {message}", step=step, message=message, permanent=True,
-                         shipment_id=shipment_id)
+    event = actions.record_event(session, order, Actor.system(), "order.step_failed", f"{step} failed: {message}",
+                                 step=step, permanent=True, shipment_id=shipment_id)
+    # `message` is record_event's own parameter, so the contract's data key is added afterwards.
+    event.data = {**event.data, "message": message}
     alerts.raise_alert(session, "order_step_failed", f"{order.id}:{step}",
                        f"Order {order.number}: {step} failed: {message}", order_id=order.id, step=step)
     order.updated_at = utcnow()
