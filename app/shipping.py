@@ -76,14 +76,17 @@ def carrier_client(runtime: Runtime, shop: Shop, slug: str | None = None) -> Car
     """The client of the carrier account the shop ships with (shop setting `carrier`, default sandbox)."""
     slug = slug or str(setting(shop, "carrier", DEFAULT_CARRIER))
     s = runtime.settings
+    # Per shop, optional: timeouts, label format… as each carrier's make_client documents them.
+    tuning = dict(setting(shop, "carrier_settings", {}))
     if slug == "easypost":
-        access = CarrierAccess({"api_key": s.easypost_api_key}, s.easypost_api_base_url or None)
+        access = CarrierAccess({"api_key": s.easypost_api_key}, s.easypost_api_base_url or None, tuning)
     elif slug == "shippo":
-        access = CarrierAccess({"api_token": s.shippo_api_token}, s.shippo_api_base_url or None)
+        access = CarrierAccess({"api_token": s.shippo_api_token}, s.shippo_api_base_url or None, tuning)
     else:
         state_dir = s.sandbox_carrier_state_dir or str(Path(s.instance_dir) / "sandbox-carrier")
         access = CarrierAccess({}, settings={"state_dir": state_dir, "currency": shop.currency,
-                                             "minutes_to_deliver": s.sandbox_carrier_minutes_to_deliver})
+                                             "minutes_to_deliver": s.sandbox_carrier_minutes_to_deliver,
+                                             **tuning})
     try:
         spec = carrier_spec(slug)
     except LookupError as error:
