@@ -71,6 +71,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     all_channels()
     install_after_commit(runtime)
     events.install(runtime.db.sessionmaker)
+    from app import shipping as _shipping  # noqa: F401  # shipping helper: registers its event listener
     _instrument(app, runtime)
     _register(app)
     return app

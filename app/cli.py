@@ -560,5 +560,29 @@ def picklist(location: str, order_ids: tuple[int, ...], html_file: Any, pdf_file
             click.echo(f"split: #{order.number} also ships {elsewhere}")
 
 
+# --- shipping helper: orders retry, catalogue import --------------------------------------------------------
+
+
+@cli.group("orders")
+def orders_group() -> None:
+    """Orders: resume a stopped step."""
+
+
+@orders_group.command("retry")
+@click.argument("order_id", type=int)
+def orders_retry(order_id: int) -> None:
+    """Resume ORDER_ID's pipeline where it stopped (a carrier or channel refused; the cause is fixed)."""
+    from app import shipping
+    from app.orders.errors import OrderError
+    from app.orders.types import Actor
+
+    try:
+        with _runtime().db.session() as session:
+            steps = shipping.retry_order(session, order_id, Actor.system("orderline orders retry"))
+    except OrderError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"order {order_id}: queued {', '.join(steps)}")
+
+
 def main() -> None:
     cli(prog_name="orderline")

@@ -52,6 +52,15 @@ class Settings:
     twilio_auth_token: str = ""
     twilio_from_number: str = ""
     twilio_api_base_url: str = "https://api.twilio.com"
+    # --- carriers (shipping helper) ---
+    easypost_api_key: str = ""
+    easypost_api_base_url: str = ""
+    shippo_api_token: str = ""
+    shippo_api_base_url: str = ""
+    # Empty: `<instance dir>/sandbox-carrier`, so web and worker processes share the sandbox's labels.
+    sandbox_carrier_state_dir: str = ""
+    sandbox_carrier_minutes_to_deliver: float = 10.0
+    # --- end carriers ---
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +110,13 @@ ENV_NAMES: dict[str, str] = {
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_from_number": "TWILIO_FROM_NUMBER",
     "twilio_api_base_url": "TWILIO_API_BASE_URL",
+    # carriers (shipping helper)
+    "easypost_api_key": "EASYPOST_API_KEY",
+    "easypost_api_base_url": "EASYPOST_API_BASE_URL",
+    "shippo_api_token": "SHIPPO_API_TOKEN",
+    "shippo_api_base_url": "SHIPPO_API_BASE_URL",
+    "sandbox_carrier_state_dir": "SANDBOX_CARRIER_STATE_DIR",
+    "sandbox_carrier_minutes_to_deliver": "SANDBOX_CARRIER_MINUTES_TO_DELIVER",
 }
 
 

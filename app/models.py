@@ -178,6 +178,27 @@ class Shipment(Base):
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    # --- label purchase and channel push (shipping helper; app/shipping.py) ---
+    # Our idempotency reference, claimed and committed before any carrier call (see integrations/carriers).
+    reference: Mapped[str | None] = mapped_column(String(100), unique=True, index=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The carrier account the label is bought through (shop setting `carrier`: sandbox, easypost, shippo).
+    provider: Mapped[str | None] = mapped_column(String(32))
+    # Staff's pick from the quoted rates (`ship` action); empty: rate shopping decides.
+    requested_carrier: Mapped[str | None] = mapped_column(String(64))
+    requested_service: Mapped[str | None] = mapped_column(String(64))
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id", name="fk_shipments_location_id"))
+    # line item id (as text: JSON keys) → units in this parcel
+    items: Mapped[dict[str, int] | None] = mapped_column(JSONType, default=dict)
+    weight_grams: Mapped[int | None] = mapped_column(Integer)
+    provider_shipment_id: Mapped[str | None] = mapped_column(String(128))
+    provider_label_id: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    channel_fulfilment_id: Mapped[str | None] = mapped_column(String(255))
+    pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # --- end shipping helper block ---
+
     order: Mapped[Order] = relationship(back_populates="shipments")
 
 
@@ -205,7 +226,7 @@ class OrderRefund(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(255))
     amount: Mapped[Decimal] = mapped_column(Money)
-    line_items: Mapped[dict[str, int]] = mapped_column(JSONType, default=dict)
+    line_items: Mapped[dict[str, int] | None] = mapped_column(JSONType, default=dict)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -424,3 +445,26 @@ class Allocation(Base):
 
     order: Mapped[Order] = relationship()
     location: Mapped[Location] = relationship()
+
+
+# --- product catalogue (shipping helper): what parcels weigh and what customs declarations say ----------
+
+
+class Product(Base):
+    """One SKU of one shop: weight and size for parcels, HS code and origin for customs declarations."""
+
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("shop_id", "sku", name="uq_products_shop_sku"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    sku: Mapped[str] = mapped_column(String(128))
+    weight_grams: Mapped[int | None] = mapped_column(Integer)
+    # Centimetres, exact (Money is the shared exact-decimal column type).
+    length_cm: Mapped[Decimal | None] = mapped_column(Money)
+    width_cm: Mapped[Decimal | None] = mapped_column(Money)
+    height_cm: Mapped[Decimal | None] = mapped_column(Money)
+    hs_code: Mapped[str | None] = mapped_column(String(16))
+    origin_country: Mapped[str | None] = mapped_column(String(2))
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

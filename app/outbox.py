@@ -20,6 +20,11 @@ class JobName(StrEnum):
     TRIAGE_ORDER = "triage_order"
     RECONCILE_SHOP = "reconcile_shop"
     ALLOCATE_ORDER = "allocate_order"
+    # shipping helper
+    AUTO_PICK_PACK = "auto_pick_pack"
+    BUY_LABEL = "buy_label"
+    VOID_LABEL = "void_label"
+    PUSH_FULFILMENT = "push_fulfilment"
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

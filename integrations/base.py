@@ -158,3 +158,38 @@ class ChannelSpec:
     @property
     def all_topics(self) -> frozenset[str]:
         return frozenset(self.topics) | self.ignored_topics
+
+
+# --- pushing shipments back to the channel (shipping helper) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class FulfilmentLine:
+    """Units of one of the channel's line items that left in one parcel."""
+
+    external_id: str
+    quantity: int
+    sku: str | None = None
+
+
+@dataclass(frozen=True)
+class FulfilmentPush:
+    """One parcel to report on the channel. `tracking_number` is what makes a repeated push findable."""
+
+    order_external_id: str
+    lines: tuple[FulfilmentLine, ...]
+    tracking_company: str
+    tracking_number: str
+    tracking_url: str | None
+    notify_customer: bool = False
+    # True when this parcel completes the order (WooCommerce then marks the order `completed`).
+    completes_order: bool = False
+
+
+class FulfilmentPusher(Protocol):
+    """A channel client that can report a shipment. Raises app.failures errors."""
+
+    def push_fulfilment(self, push: FulfilmentPush) -> str:
+        """Create the channel's fulfilment/shipment for `push`, or find the one already carrying its
+        tracking number; returns the channel's id for it."""
+        ...

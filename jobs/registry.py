@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.outbox import JobName
-from jobs import fulfilment, orders, reconcile
+from jobs import fulfilment, orders, reconcile, shipping
 from jobs.context import JobContext
 from jobs.queues import QueueName
 
@@ -21,6 +21,11 @@ JOBS: dict[str, JobSpec] = {
     JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
     JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.BACKGROUND),
     JobName.ALLOCATE_ORDER: JobSpec(fulfilment.allocate_order, QueueName.FULFILMENT),
+    # shipping helper
+    JobName.AUTO_PICK_PACK: JobSpec(shipping.auto_pick_pack, QueueName.FULFILMENT),
+    JobName.BUY_LABEL: JobSpec(shipping.buy_label, QueueName.PROVIDERS),
+    JobName.VOID_LABEL: JobSpec(shipping.void_label, QueueName.PROVIDERS),
+    JobName.PUSH_FULFILMENT: JobSpec(shipping.push_fulfilment, QueueName.PROVIDERS),
 }
 
 

@@ -311,6 +311,9 @@ class ActionIn(Strict):
     text = _text(MAX_TEXT, metadata={"description": "required by note and reply (reply: sent to the customer by SMS)"})
     weight_grams = fields.Integer(strict=True, validate=validate.Range(min=1, max=1_000_000), metadata={
         "description": "pack: the parcel's weight on the scale, when it differs from the SKU data"})
+    # shipping helper: `ship` with the staff's pick from the quoted rates
+    carrier = _text(64, metadata={"description": "ship: the carrier of the chosen rate (e.g. 'Sandbox Post')"})
+    service = _text(64, metadata={"description": "ship: the service of the chosen rate (e.g. 'Standard')"})
     expected_version = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),
                                       metadata={"description": "refuse with 409 if the order has moved on"})
 

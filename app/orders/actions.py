@@ -390,6 +390,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "pick": ActionSpec(pick, Role.OPERATOR),
     "pack": ActionSpec(pack, Role.OPERATOR),
     "reply": ActionSpec(reply_to_customer, Role.OPERATOR, needs=("text",)),
+    "ship": ActionSpec(lambda *a, **k: _shipping().ship(*a, **k), Role.OPERATOR),  # shipping helper
 }
 
 
@@ -639,3 +640,36 @@ def release_stock(session: Session, order: Order, actor: Actor) -> None:
     if released:
         message, data = stock.describe_release(released)
         record_event(session, order, actor, "order.stock_released", message, **data)
+
+
+# --- shipping (shipping helper): app/shipping.py buys labels; the order's state changes here -------------
+
+
+def _shipping() -> Any:
+    from app import shipping  # app.shipping imports this module
+
+    return shipping
+
+
+def mark_shipped(session: Session, order_id: int, actor: Actor, *, shipment_id: int,
+                 location_id: int | None) -> Order:
+    """A parcel's label is bought: its stock leaves the location, and the order becomes `shipped` once every
+    parcel has a label (`partially_shipped` before). A cancelled order is left alone (its labels are voided)."""
+    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
+                            .execution_options(populate_existing=True)).scalar_one()
+    if order.status == OrderStatus.CANCELLED:
+        return order
+    held = stock.allocations_of(session, order.id, statuses=[stock.AllocationStatus.RESERVED.value,
+                                                           stock.AllocationStatus.PICKED.value])
+    stock.ship_allocations(session, [a for a in held if location_id is None or a.location_id == location_id])
+    live = [s for s in order.shipments if s.status != "voided"]
+    done = all(s.status not in ("pending", "purchasing") for s in live)
+    target = OrderStatus.SHIPPED if done else OrderStatus.PARTIALLY_SHIPPED
+    if order.status != target:
+        _move(session, order, target, actor, action="ship")
+        shipped = sum(1 for s in live if s.status not in ("pending", "purchasing"))
+        record_event(session, order, actor, "order.shipped",
+                     "Shipped" if done else f"Partially shipped ({shipped} of {len(live)} parcels)",
+                     shipment_id=shipment_id)
+    _flush(session, order)
+    return order

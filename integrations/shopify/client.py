@@ -31,7 +31,7 @@ from shopify.api_version import ApiVersion, InvalidVersionError, VersionNotFound
 
 from app.failures import PermanentError, TransientError
 from app.orders.types import NewOrder
-from integrations.base import ChangedOrders, PayloadError, ShopAccess
+from integrations.base import ChangedOrders, FulfilmentPush, PayloadError, ShopAccess
 from integrations.shopify import queries
 from integrations.shopify.nodes import map_order_node
 from integrations.shopify.topics import COMPLIANCE_TOPICS
@@ -316,6 +316,73 @@ class ShopifyClient:
             subscription = result.get("webhookSubscription") or {}
             created.append(str(subscription.get("id")))
         return created
+
+    # --- fulfilments (shipping helper) ------------------------------------------------------------------
+
+    def push_fulfilment(self, push: FulfilmentPush) -> str:
+        """`fulfillmentCreate` on the order's open fulfillment orders for the parcel's lines and quantities,
+        with its tracking; one fulfillment per Shopify location the lines are assigned to. Units already in a
+        fulfillment carrying our tracking number are not sent again, so a repeated push creates nothing.
+        Returns the fulfillment ids, comma-separated.
+
+        Raises:
+            PermanentError: no such order, lines Shopify has no open fulfillment order for, or Shopify's
+                userErrors (with its message).
+        """
+        data = self.execute(queries.ORDER_FULFILMENTS, {"id": queries.order_gid(push.order_external_id)})
+        order = data.get("order")
+        if not isinstance(order, Mapping):
+            raise PermanentError(f"Shopify has no order {push.order_external_id} in {self.shop}")
+        wanted = {_line_gid(line.external_id): line.quantity for line in push.lines}
+        ours = [f for f in order.get("fulfillments") or []
+                if any(t.get("number") == push.tracking_number for t in f.get("trackingInfo") or [])
+                and str(f.get("status") or "").upper() not in ("CANCELLED", "ERROR", "FAILURE")]
+        for fulfillment in ours:
+            for item in (fulfillment.get("fulfillmentLineItems") or {}).get("nodes") or []:
+                key = str((item.get("lineItem") or {}).get("id"))
+                if key in wanted:
+                    wanted[key] = max(0, wanted[key] - int(item.get("quantity") or 0))
+        ids = [str(f["id"]) for f in ours]
+        by_location: dict[str, list[dict[str, Any]]] = {}
+        for fulfillment_order in (order.get("fulfillmentOrders") or {}).get("nodes") or []:
+            if str(fulfillment_order.get("status")) not in ("OPEN", "IN_PROGRESS"):
+                continue
+            location = str((((fulfillment_order.get("assignedLocation") or {}).get("location")) or {}).get("id"))
+            items = []
+            for item in (fulfillment_order.get("lineItems") or {}).get("nodes") or []:
+                key = str((item.get("lineItem") or {}).get("id"))
+                take = min(wanted.get(key, 0), int(item.get("remainingQuantity") or 0))
+                if take > 0:
+                    items.append({"id": item["id"], "quantity": take})
+                    wanted[key] -= take
+            if items:
+                by_location.setdefault(location, []).append(
+                    {"fulfillmentOrderId": fulfillment_order["id"], "fulfillmentOrderLineItems": items})
+        missing = {k: v for k, v in wanted.items() if v > 0}
+        if missing:
+            raise PermanentError(f"Shopify order {push.order_external_id} has no open fulfillment order for "
+                                 + ", ".join(f"{v}× {k.rsplit('/', 1)[-1]}" for k, v in sorted(missing.items())))
+        for groups in by_location.values():
+            ids.append(self._create_fulfilment(push, groups))
+        return ",".join(ids)
+
+    def _create_fulfilment(self, push: FulfilmentPush, groups: list[dict[str, Any]]) -> str:
+        tracking = {"company": push.tracking_company, "number": push.tracking_number}
+        if push.tracking_url:
+            tracking["url"] = push.tracking_url
+        data = self.execute(queries.CREATE_FULFILMENT, {"fulfillment": {
+            "lineItemsByFulfillmentOrder": groups, "trackingInfo": tracking,
+            "notifyCustomer": push.notify_customer}})
+        result = data.get("fulfillmentCreate") or {}
+        errors = [str(e.get("message", "")) for e in result.get("userErrors") or []]
+        if errors:
+            raise PermanentError(f"Shopify refused the fulfillment: {'; '.join(errors)}")
+        fulfillment = result.get("fulfillment") or {}
+        return str(fulfillment.get("id"))
+
+
+def _line_gid(external_id: str) -> str:
+    return external_id if external_id.startswith("gid://") else f"gid://shopify/LineItem/{external_id}"
 
 
 def make_client(access: ShopAccess) -> ShopifyClient:

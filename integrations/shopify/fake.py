@@ -517,11 +517,12 @@ class FakeShopify(LoopbackServer[RecordedRequest]):
 
     def _root_resolvers(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
         return {"order": self._order, "orders": self._order_list,
-                "webhookSubscriptionCreate": self._create_webhook}
+                "webhookSubscriptionCreate": self._create_webhook,
+                "fulfillmentCreate": self._create_fulfillment}
 
     def _order(self, arguments: Mapping[str, Any]) -> Any:
         order = self._orders.get(str(arguments.get("id", "")).rsplit("/", 1)[-1])
-        return order_node(order) if order is not None else None
+        return {**order_node(order), **fulfilment_fields(order)} if order is not None else None
 
     def _order_list(self, arguments: Mapping[str, Any]) -> Any:
         nodes = [order_node(order) for order in self._orders.values()]
@@ -548,6 +549,85 @@ class FakeShopify(LoopbackServer[RecordedRequest]):
                    "uri": uri, "callbackUrl": uri, "format": subscription.get("format", "JSON")}
         self.webhook_subscriptions.append(created)
         return {"webhookSubscription": created, "userErrors": []}
+
+
+    # --- fulfilments (shipping helper) -----------------------------------------------------------------
+
+    def fulfillments(self, order_id: str | int) -> list[JSON]:
+        """The order's fulfillments, as REST JSON (line_items with quantities, tracking, notify_customer)."""
+        with self._lock:
+            return json.loads(json.dumps((self._orders.get(str(order_id)) or {}).get("fulfillments") or []))
+
+    def _create_fulfillment(self, arguments: Mapping[str, Any]) -> Any:
+        """fulfillmentCreate: every fulfillment order line must be open with enough remaining quantity;
+        the fulfillment is stored on the REST order (so `fulfillments`, the line items' unfulfilled
+        quantities and the order's fulfillment status follow)."""
+        data = dict(arguments.get("fulfillment") or {})
+        groups = data.get("lineItemsByFulfillmentOrder") or []
+        if not groups:
+            return _user_error(["fulfillment", "lineItemsByFulfillmentOrder"], "Line items can't be blank")
+        order_ids = {str(g.get("fulfillmentOrderId", "")).rsplit("/", 1)[-1] for g in groups}
+        if len(order_ids) != 1 or next(iter(order_ids)) not in self._orders:
+            return _user_error(["fulfillment"], "Fulfillment order does not exist.")
+        order = self._orders[next(iter(order_ids))]
+        remaining = {int(str(item["id"]).rsplit("/", 1)[-1]): item["remainingQuantity"]
+                     for item in _fulfillment_order_lines(order)}
+        lines: list[JSON] = []
+        for group in groups:
+            for item in group.get("fulfillmentOrderLineItems") or []:
+                line_id = int(str(item.get("id", "0")).rsplit("/", 1)[-1])
+                quantity = int(item.get("quantity") or 0)
+                if line_id not in remaining or quantity <= 0 or quantity > remaining[line_id]:
+                    return _user_error(["fulfillment", "lineItemsByFulfillmentOrder"],
+                                       f"Invalid fulfillment order line item quantity requested for {line_id}.")
+                remaining[line_id] -= quantity
+                lines.append({"id": line_id, "quantity": quantity})
+        tracking = dict(data.get("trackingInfo") or {})
+        fulfillment_id = 5_000_000_000 + sum(len(o.get("fulfillments") or []) for o in self._orders.values()) + 1
+        rest = {"id": fulfillment_id, "status": "success", "tracking_company": tracking.get("company"),
+                "tracking_number": tracking.get("number"), "tracking_url": tracking.get("url"),
+                "notify_customer": bool(data.get("notifyCustomer")), "line_items": lines,
+                "created_at": datetime.now(UTC).isoformat()}
+        order.setdefault("fulfillments", []).append(rest)
+        left = sum(remaining.values())
+        order["fulfillment_status"] = "fulfilled" if left == 0 else "partial"
+        return {"fulfillment": _fulfillment_node(rest), "userErrors": []}
+
+
+def _user_error(field_path: list[str], message: str) -> JSON:
+    return {"fulfillment": None, "userErrors": [{"field": field_path, "message": message}]}
+
+
+# Every order's lines are assigned to one location in the fake, as in a shop with a single location.
+FAKE_LOCATION = _gid("Location", 1)
+
+
+def _fulfillment_order_lines(order: Mapping[str, Any]) -> list[JSON]:
+    shipped, refunded = _shipped(order), _refunded(order)
+    return [{"id": _gid("FulfillmentOrderLineItem", line["id"]), "lineItem": {"id": _gid("LineItem", line["id"])},
+             "remainingQuantity": max(0, int(line["quantity"]) - refunded.get(line["id"], 0)
+                                      - shipped.get(line["id"], 0))}
+            for line in order.get("line_items") or [] if line.get("requires_shipping", True)]
+
+
+def _fulfillment_node(rest: Mapping[str, Any]) -> JSON:
+    tracking = [{"company": rest.get("tracking_company"), "number": rest.get("tracking_number"),
+                 "url": rest.get("tracking_url")}] if rest.get("tracking_number") else []
+    return {"id": _gid("Fulfillment", rest["id"]), "status": str(rest.get("status") or "success").upper(),
+            "trackingInfo": tracking,
+            "fulfillmentLineItems": Connection.of({"quantity": line["quantity"],
+                                                   "lineItem": {"id": _gid("LineItem", line["id"])}}
+                                                  for line in rest.get("line_items") or [])}
+
+
+def fulfilment_fields(order: Mapping[str, Any]) -> JSON:
+    """The order's one fulfillment order (open while anything remains) and its fulfillments, as GraphQL."""
+    lines = _fulfillment_order_lines(order)
+    status = "OPEN" if any(line["remainingQuantity"] for line in lines) else "CLOSED"
+    fulfillment_order = {"id": _gid("FulfillmentOrder", order["id"]), "status": status,
+                         "assignedLocation": {"location": {"id": FAKE_LOCATION}}, "lineItems": Connection.of(lines)}
+    return {"fulfillmentOrders": Connection.of([fulfillment_order]),
+            "fulfillments": [_fulfillment_node(f) for f in order.get("fulfillments") or []]}
 
 
 def _operation(document: DocumentNode, name: Any) -> OperationDefinitionNode:

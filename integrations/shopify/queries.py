@@ -95,11 +95,51 @@ mutation CreateWebhook($topic: WebhookSubscriptionTopic!, $subscription: Webhook
 }
 """
 
+
+# --- fulfilments (shipping helper) ---------------------------------------------------------------------
+
+FULFILMENT_ORDERS_PAGE = 5
+FULFILMENT_LINES_PAGE = 25
+FULFILMENTS_PAGE = 5
+
+# The order's fulfillment orders (what may still ship, per location) and its fulfillments with their
+# tracking, so a repeated push finds the fulfillment it made before instead of making a second.
+ORDER_FULFILMENTS = f"""
+query OrderFulfilments($id: ID!) {{
+  order(id: $id) {{
+    id
+    fulfillmentOrders(first: {FULFILMENT_ORDERS_PAGE}) {{
+      nodes {{
+        id status
+        assignedLocation {{ location {{ id }} }}
+        lineItems(first: {FULFILMENT_LINES_PAGE}) {{ nodes {{ id remainingQuantity lineItem {{ id }} }} }}
+      }}
+    }}
+    fulfillments(first: {FULFILMENTS_PAGE}) {{
+      id status
+      trackingInfo {{ company number url }}
+      fulfillmentLineItems(first: {FULFILMENT_LINES_PAGE}) {{ nodes {{ quantity lineItem {{ id }} }} }}
+    }}
+  }}
+}}
+"""
+
+CREATE_FULFILMENT = """
+mutation CreateFulfilment($fulfillment: FulfillmentInput!) {
+  fulfillmentCreate(fulfillment: $fulfillment) {
+    fulfillment { id status trackingInfo { company number url } }
+    userErrors { field message }
+  }
+}
+"""
+
 ALL_DOCUMENTS: dict[str, str] = {
     "FetchOrder": FETCH_ORDER,
     "OrderLineItems": ORDER_LINE_ITEMS,
     "ChangedOrders": CHANGED_ORDERS,
     "CreateWebhook": CREATE_WEBHOOK,
+    "OrderFulfilments": ORDER_FULFILMENTS,
+    "CreateFulfilment": CREATE_FULFILMENT,
 }
 
 

@@ -1,0 +1,49 @@
+"""Jobs of the shipping chain (logic in app/shipping.py): pick and pack for 3PL shops, buy and void labels,
+tell the channel. A provider's refusal (PermanentError) stops the step with its message on the order's
+timeline and an alert, and closes the job: `orderline orders retry <id>` resumes it. Transient errors
+propagate, so the runner retries with backoff (honouring Retry-After)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import shipping
+from app.failures import PermanentError
+from app.models import Shipment
+from app.runtime import Runtime
+from jobs.context import JobContext
+
+
+def auto_pick_pack(ctx: JobContext) -> None:
+    shipping.auto_pick_pack(ctx.session, ctx.int_arg("order_id"))
+
+
+def _order_of(ctx: JobContext, shipment_id: int) -> int | None:
+    return ctx.session.execute(select(Shipment.order_id).where(Shipment.id == shipment_id)).scalar()
+
+
+def _step(ctx: JobContext, step: str, work: Callable[[Runtime, Session, int], str]) -> None:
+    """Run `work` in a savepoint: a PermanentError drops what it wrote and records the failure instead."""
+    shipment_id = ctx.int_arg("shipment_id")
+    try:
+        with ctx.session.begin_nested():
+            work(ctx.runtime, ctx.session, shipment_id)
+    except PermanentError as error:
+        order_id = _order_of(ctx, shipment_id)
+        if order_id is not None:
+            shipping.step_failed(ctx.session, order_id, step, str(error), shipment_id=shipment_id)
+
+
+def buy_label(ctx: JobContext) -> None:
+    _step(ctx, "buy_label", shipping.buy_label)
+
+
+def void_label(ctx: JobContext) -> None:
+    _step(ctx, "void_label", shipping.void_label)
+
+
+def push_fulfilment(ctx: JobContext) -> None:
+    _step(ctx, "push_fulfilment", shipping.push_fulfilment)
