@@ -20,6 +20,10 @@ class JobName(StrEnum):
     TRIAGE_ORDER = "triage_order"
     RECONCILE_SHOP = "reconcile_shop"
     ALLOCATE_ORDER = "allocate_order"
+    # --- tracking and returns ---
+    POLL_SHIPMENT = "poll_shipment"
+    RETURN_LABEL = "return_label"
+    RETURN_REFUND = "return_refund"
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

@@ -158,3 +158,35 @@ class ChannelSpec:
     @property
     def all_topics(self) -> frozenset[str]:
         return frozenset(self.topics) | self.ignored_topics
+
+
+# --- refunds pushed to the channel (returns: app/returns.py) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A refund Orderline asks the channel to make. `key` is ours, stored with the refund on the channel (in
+    its note or reason), so a retry after a lost answer finds the refund instead of making a second one."""
+
+    key: str
+    order_external_id: str
+    amount: str  # an exact decimal string in the order's currency
+    currency: str
+    # line item external id → quantity
+    line_items: Mapping[str, int]
+    note: str
+    restock: bool = False
+
+
+@dataclass(frozen=True)
+class PushedRefund:
+    external_id: str
+    amount: str
+
+
+class RefundingClient(Protocol):
+    """A channel client that can refund (Shopify refundCreate, WooCommerce and BigCommerce refunds)."""
+
+    def find_refund(self, order_external_id: str, key: str) -> PushedRefund | None: ...
+
+    def create_refund(self, request: RefundRequest) -> PushedRefund: ...

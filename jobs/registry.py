@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from app.outbox import JobName
 from jobs import fulfilment, orders, reconcile
+from jobs import returns as returns_jobs
+from jobs import tracking as tracking_jobs
 from jobs.context import JobContext
 from jobs.queues import QueueName
 
@@ -21,6 +23,10 @@ JOBS: dict[str, JobSpec] = {
     JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
     JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.BACKGROUND),
     JobName.ALLOCATE_ORDER: JobSpec(fulfilment.allocate_order, QueueName.FULFILMENT),
+    # --- tracking and returns ---
+    JobName.POLL_SHIPMENT: JobSpec(tracking_jobs.poll_shipment, QueueName.PROVIDERS),
+    JobName.RETURN_LABEL: JobSpec(returns_jobs.buy_return_label, QueueName.PROVIDERS),
+    JobName.RETURN_REFUND: JobSpec(returns_jobs.push_refund, QueueName.PROVIDERS),
 }
 
 
