@@ -176,6 +176,8 @@ class RefundRequest:
     line_items: Mapping[str, int]
     note: str
     restock: bool = False
+    # Shopify's refund transaction names the payment gateway to refund through (shop setting refund_gateway).
+    gateway: str = "manual"
 
 
 @dataclass(frozen=True)
