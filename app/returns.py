@@ -2,8 +2,9 @@
 
 Each step writes its timeline entry (the SMS helper tells the customer from `return.requested`,
 `return.label_ready`, `return.received` and `order.refunded`). The two provider side effects are made
-exactly once the same way: a key is claimed and committed before the call, and a retry looks the effect up
-with that key before making it again (`find_label` at the carrier, `find_refund` on the channel).
+exactly once the same way: a key is claimed and committed before the call (the label's with the request,
+the refund's with the inspection, so no job needs a second transaction), and every attempt looks the effect
+up with that key before making it (`find_label` at the carrier, `find_refund` on the channel).
 
     requested ──label job──▶ label_ready ──first scan──▶ in_transit ──staff──▶ received ──staff──▶ inspected
         ──refund job──▶ refunded
@@ -96,11 +97,16 @@ def unit_refund(line: LineItem, currency: str) -> Decimal:
     return (line.unit_price * line.quantity - line.total_discount) / line.quantity
 
 
+def exact(amount: Decimal, currency: str) -> Decimal:
+    """The amount in the currency's own places ("59.000000" as PostgreSQL returns it → "59.00")."""
+    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_EVEN)
+
+
 def refund_amount(order: Order, items: Sequence[dict[str, Any]]) -> Decimal:
     lines = {line.id: line for line in order.line_items}
     total = sum((unit_refund(lines[i["line_item_id"]], order.currency) * i["quantity"] for i in items
                  if i["line_item_id"] in lines), Decimal("0"))
-    return total.quantize(Decimal(1).scaleb(-minor_units(order.currency)), rounding=ROUND_HALF_EVEN)
+    return exact(total, order.currency)
 
 
 def _already_returning(order: Order) -> dict[int, int]:
@@ -197,6 +203,8 @@ def request_return(session: Session, order_id: int, items: Sequence[ItemIn], act
     session.add(parcel)
     actions.request_return(session, order, actor)
     session.flush()
+    # The label's reference is claimed here, committed with the request, before any carrier is called.
+    parcel.label_reference, parcel.label_claimed_at = label_reference(parcel), utcnow()
     units = ", ".join(f"{i['quantity']} × {i['sku'] or i['line_item_id']}" for i in stored)
     actions.record_event(session, order, actor, "return.requested", f"Return {parcel.rma} requested: {units}",
                          return_id=parcel.id, items=stored, reason=summary)
@@ -211,15 +219,12 @@ def label_reference(parcel: Return) -> str:
     return f"ret-{parcel.order_id}-r{parcel.id}"
 
 
-def claim_label(session: Session, return_id: int) -> tuple[str, datetime] | None:
-    """Claim the return's label reference (the caller commits before calling the carrier); None when the
-    return needs no label any more."""
+def needing_label(session: Session, return_id: int) -> Return | None:
+    """The return (locked) when it still waits for its label; its reference was claimed with the request."""
     parcel = session.execute(select(Return).where(Return.id == return_id).with_for_update()).scalar_one_or_none()
     if parcel is None or parcel.status != "requested" or parcel.tracking_number:
         return None
-    if parcel.label_reference is None or parcel.label_claimed_at is None:
-        parcel.label_reference, parcel.label_claimed_at = label_reference(parcel), utcnow()
-    return parcel.label_reference, parcel.label_claimed_at
+    return parcel
 
 
 def _warehouse(session: Session, order: Order) -> Location | None:
@@ -305,6 +310,8 @@ def inspect(session: Session, order_id: int, actor: Actor, *, return_id: Any = N
     if parcel.status != "received":
         raise Conflict(f"return {parcel.rma} is {parcel.status}; receive it before inspecting it")
     parcel.status, parcel.inspected_at, parcel.restocked = "inspected", utcnow(), restock
+    # The refund's key is claimed here, committed with the inspection, before the channel is called.
+    parcel.refund_key, parcel.refund_claimed_at = refund_key(parcel), utcnow()
     restocked = _restock(session, order, parcel, actor) if restock else []
     actions.mark_returned(session, order, actor)
     actions.record_event(session, order, actor, "return.inspected",
@@ -329,6 +336,23 @@ def _restock(session: Session, order: Order, parcel: Return, actor: Actor) -> li
     return done
 
 
+def retry(session: Session, order_id: int, actor: Actor, *, return_id: Any = None, **_: Any) -> Order:
+    """Resume a return step that stopped on a provider's refusal (after the cause is fixed)."""
+    order = _lock_order(session, order_id)
+    parcel = _return_of(session, order_id, return_id)
+    if parcel.status == "requested" and not parcel.tracking_number:
+        job = outbox.JobName.RETURN_LABEL
+    elif parcel.status == "inspected" and not parcel.refund_external_id:
+        job = outbox.JobName.RETURN_REFUND
+    else:
+        raise Conflict(f"return {parcel.rma} is {parcel.status}; it has no step waiting to be retried")
+    parcel.error = None
+    actions.record_event(session, order, actor, "return.retried", f"Return {parcel.rma}: {job} retried",
+                         return_id=parcel.id, job=str(job))
+    outbox.add_job(session, job, return_id=parcel.id)
+    return order
+
+
 # --- the refund -------------------------------------------------------------------------------------------
 
 
@@ -336,13 +360,11 @@ def refund_key(parcel: Return) -> str:
     return f"orderline-{parcel.rma}"
 
 
-def claim_refund(session: Session, return_id: int) -> Return | None:
-    """Claim the refund's key (the caller commits before calling the channel); None when nothing is due."""
+def needing_refund(session: Session, return_id: int) -> Return | None:
+    """The return (locked) when its refund is still due; its key was claimed with the inspection."""
     parcel = session.execute(select(Return).where(Return.id == return_id).with_for_update()).scalar_one_or_none()
-    if parcel is None or parcel.status != "inspected" or parcel.refund_external_id:
+    if parcel is None or parcel.status != "inspected" or parcel.refund_external_id or not parcel.refund_key:
         return None
-    if parcel.refund_key is None:
-        parcel.refund_key, parcel.refund_claimed_at = refund_key(parcel), utcnow()
     return parcel
 
 
@@ -365,7 +387,7 @@ def record_refund(session: Session, return_id: int, external_id: str, amount: De
     parcel.refund_external_id, parcel.refunded_at, parcel.status, parcel.error = (external_id, utcnow(),
                                                                                    "refunded", None)
     actions.record_pushed_refund(session, order, actor, NewRefund(
-        external_id=external_id, amount=amount, line_items=refund_lines(parcel),
+        external_id=external_id, amount=exact(amount, order.currency), line_items=refund_lines(parcel),
         reason=f"Return {parcel.rma}", created_at=utcnow()))
     return parcel
 

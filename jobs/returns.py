@@ -1,7 +1,8 @@
 """Return jobs: buy the return label, and push the refund to the channel, each exactly once.
 
-Both claim a key in the database and commit it before calling out; a retry (a timeout, a worker killed
-after the call) looks the label or refund up by that key before making another (app/returns.py).
+Both use a key claimed and committed before the job runs (with the request, with the inspection); every
+attempt (after a timeout, a worker killed after the call) looks the label or refund up by that key before
+making one (app/returns.py).
 """
 
 from __future__ import annotations
@@ -32,48 +33,54 @@ T = TypeVar("T")
 
 
 def _stop(ctx: JobContext, return_id: int, step: str, error: Exception) -> None:
-    """A permanent failure: the provider's message on the order's timeline and a staff alert, in their own
-    transaction (the job's is rolled back). Staff fix the cause and requeue the job."""
+    """A permanent failure: the provider's message on the order's timeline and a staff alert, and the step
+    stops (the job ends; nothing is retried blindly). Staff fix the cause and resume it with the
+    `return_retry` action."""
     message = str(error)[:2000]
-    with ctx.runtime.db.session() as session:
-        parcel = session.get(Return, return_id)
-        if parcel is None:
-            return
-        parcel.error = message
-        entry = actions.record_event(session, parcel.order, ACTOR, "order.step_failed",
-                                     f"{step} for return {parcel.rma} failed: {message}", step=step,
-                                     permanent=True, return_id=return_id)
-        entry.data = {**entry.data, "message": message}  # `message` is also record_event's own parameter
-        raise_alert(session, "return_step_failed", f"return:{return_id}:{step}",
-                    f"Order {parcel.order.number}: {step} for return {parcel.rma} failed: {message}",
-                    order_id=parcel.order_id, return_id=return_id)
+    parcel = ctx.session.get(Return, return_id)
+    if parcel is None:
+        return
+    parcel.error = message
+    entry = actions.record_event(ctx.session, parcel.order, ACTOR, "order.step_failed",
+                                 f"{step} for return {parcel.rma} failed: {message}", step=step,
+                                 permanent=True, return_id=return_id)
+    entry.data = {**entry.data, "message": message}  # `message` is also record_event's own parameter
+    raise_alert(ctx.session, "return_step_failed", f"return:{return_id}:{step}",
+                f"Order {parcel.order.number}: {step} for return {parcel.rma} failed: {message}",
+                order_id=parcel.order_id, return_id=return_id)
+    log.warning("returns.step_failed", step=step, return_id=return_id, error=message)
 
 
-def _guarded(ctx: JobContext, return_id: int, step: str, work: Callable[[], T]) -> T:
+def _guarded(ctx: JobContext, return_id: int, step: str, work: Callable[[], T]) -> T | None:
+    """Run the provider step; a permanent failure is recorded (in the job's own transaction, which then
+    commits) and None returned. Transient errors propagate: the job retries with backoff."""
+    savepoint = ctx.session.begin_nested()
     try:
-        return work()
+        result = work()
     except (PermanentError, OrderError) as error:
+        savepoint.rollback()
         _stop(ctx, return_id, step, error)
-        raise PermanentError(str(error)) from error
+        return None
+    savepoint.commit()
+    return result
 
 
 def buy_return_label(ctx: JobContext) -> None:
     """Buy the return's label (once), and record it as `return.label_ready`."""
     return_id = ctx.int_arg("return_id")
-    with ctx.runtime.db.session() as claim:  # committed before any carrier call
-        claimed = returns.claim_label(claim, return_id)
-    if claimed is None:
+    parcel = returns.needing_label(ctx.session, return_id)
+    if parcel is None:
         return
-    reference, claimed_at = claimed
-    parcel = ctx.session.get(Return, return_id)
-    assert parcel is not None and parcel.carrier is not None
+    assert parcel.carrier and parcel.label_reference and parcel.label_claimed_at
+    reference, since = parcel.label_reference, parcel.label_claimed_at - FIND_MARGIN
     client = tracking.carrier_client(ctx.runtime.settings, parcel.carrier)
 
-    def buy() -> None:
-        label = client.find_label(reference, since=claimed_at - FIND_MARGIN)
+    def buy() -> bool:
+        label = client.find_label(reference, since=since)
         if label is None:
             label = client.return_label(returns.outbound_request(ctx.session, parcel))
         returns.record_label(ctx.session, return_id, label, ACTOR)
+        return True
 
     _guarded(ctx, return_id, "return label", buy)
 
@@ -81,18 +88,16 @@ def buy_return_label(ctx: JobContext) -> None:
 def push_refund(ctx: JobContext) -> None:
     """Refund the inspected return on the channel (once), and record it as `order.refunded`."""
     return_id = ctx.int_arg("return_id")
-    with ctx.runtime.db.session() as claim:  # the key is committed before any channel call
-        parcel = returns.claim_refund(claim, return_id)
-        if parcel is None:
-            return
-        order = parcel.order
-        assert parcel.refund_key is not None
-        request = RefundRequest(
-            key=parcel.refund_key, order_external_id=order.external_id,
-            amount=str(parcel.refund_amount or Decimal("0")), currency=order.currency,
-            line_items=returns.refund_lines(parcel), note=f"Return {parcel.rma} ({parcel.refund_key})",
-            restock=bool(parcel.restocked))
-        shop = order.shop
+    parcel = returns.needing_refund(ctx.session, return_id)
+    if parcel is None:
+        return
+    order, shop = parcel.order, parcel.order.shop
+    assert parcel.refund_key is not None
+    request = RefundRequest(
+        key=parcel.refund_key, order_external_id=order.external_id,
+        amount=str(returns.exact(parcel.refund_amount or Decimal("0"), order.currency)), currency=order.currency,
+        line_items=returns.refund_lines(parcel), note=f"Return {parcel.rma} ({parcel.refund_key})",
+        restock=bool(parcel.restocked), gateway=str((shop.settings or {}).get("refund_gateway") or "manual"))
     if shop.channel == "manual":
         refund = PushedRefund(external_id=f"manual-{request.key}", amount=request.amount)
     else:
@@ -104,5 +109,8 @@ def push_refund(ctx: JobContext) -> None:
         def push() -> PushedRefund:
             return refunding.find_refund(request.order_external_id, request.key) or refunding.create_refund(request)
 
-        refund = _guarded(ctx, return_id, "refund", push)
+        pushed = _guarded(ctx, return_id, "refund", push)
+        if pushed is None:
+            return
+        refund = pushed
     returns.record_refund(ctx.session, return_id, refund.external_id, Decimal(refund.amount), ACTOR)

@@ -64,4 +64,7 @@ def init_api(app: Flask) -> OrderlineApi:
     api.ma_plugin.converter.add_attribute_function(_nullable_ref)
     for module in (orders, shops, jobs, inbound, inventory, picking):
         api.register_blueprint(module.blp)
+    from app.api import returns  # tracking and returns
+
+    api.register_blueprint(returns.blp)
     return api

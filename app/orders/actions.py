@@ -660,8 +660,16 @@ def _inspect_return(session: Session, order_id: int, actor: Actor, **arguments: 
     return returns.inspect(session, order_id, actor, **arguments)
 
 
-# Staff steps of a return (API `actions/<name>` and Slack): return_id names the return; inspect needs restock.
+def _retry_return(session: Session, order_id: int, actor: Actor, **arguments: Any) -> Order:
+    from app import returns
+
+    return returns.retry(session, order_id, actor, **arguments)
+
+
+# Staff steps of a return (API `actions/<name>` and Slack): return_id names the return; inspect needs restock;
+# retry resumes a label or refund step a provider refused, once the cause is fixed.
 ACTIONS.update({
     "return_receive": ActionSpec(_receive_return, Role.OPERATOR, needs=("return_id",)),
     "return_inspect": ActionSpec(_inspect_return, Role.OPERATOR, needs=("return_id",)),
+    "return_retry": ActionSpec(_retry_return, Role.OPERATOR, needs=("return_id",)),
 })
