@@ -72,7 +72,8 @@ def act(client: Any, auth: Any, order_id: int, name: str, **body: Any) -> Any:
 
 def refund_jobs(runtime: Any) -> list[OutboxEvent]:
     with runtime.db.session() as session:
-        return list(session.execute(select(OutboxEvent).where(OutboxEvent.job == "return_refund").order_by(OutboxEvent.id)).scalars())
+        return list(session.execute(select(OutboxEvent).where(OutboxEvent.job == "return_refund")
+                                    .order_by(OutboxEvent.id)).scalars())
 
 
 # --- the whole loop on a manual shop ------------------------------------------------------------------------
