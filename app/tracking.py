@@ -22,13 +22,16 @@ from typing import Any
 
 import structlog
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import outbox
 from app.alerts import raise_alert
 from app.config import Settings
+from app.failures import TransientError
 from app.models import InboundEvent, Order, Return, Shipment, TrackingEvent
 from app.orders import actions
+from app.orders.errors import OrderError
 from app.orders.types import Actor
 from app.runtime import Runtime
 from app.store import utcnow
@@ -244,7 +247,12 @@ def process_delivery(settings: Settings, session: Session, inbound: InboundEvent
     unknown: list[str] = []
     for number, group in by_number.items():
         savepoint = session.begin_nested()
-        applied = apply_updates(session, settings, slug, number, group, source="webhook")
+        try:
+            applied = apply_updates(session, settings, slug, number, group, source="webhook")
+        except (OrderError, IntegrityError) as error:
+            # Staff changed the order meanwhile, or a poll stored the same scan first: try the delivery again.
+            savepoint.rollback()
+            raise TransientError(f"tracking {number}: {type(error).__name__}: {error}") from error
         savepoint.commit()
         if not applied.found:
             unknown.append(applied.reason or number)

@@ -313,7 +313,8 @@ class ActionIn(Strict):
     # --- returns ---
     return_id = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),
                                metadata={"description": "return_receive and return_inspect: which return"})
-    restock = fields.Boolean(metadata={"description": "return_inspect: whether the goods go back to stock"})
+    restock = fields.Boolean(truthy={True}, falsy={False},  # JSON true/false only, not 0/"yes"
+                             metadata={"description": "return_inspect: whether the goods go back to stock"})
 
 
 class OrderListArgs(Strict):
