@@ -114,6 +114,9 @@ def _register(app: Flask) -> None:
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(webhooks_bp)
+    from app.tracking_webhooks import bp as carrier_webhooks_bp  # tracking and returns
+
+    app.register_blueprint(carrier_webhooks_bp)
     init_api(app)
 
     @app.errorhandler(OrderError)

@@ -52,14 +52,20 @@ class Settings:
     twilio_auth_token: str = ""
     twilio_from_number: str = ""
     twilio_api_base_url: str = "https://api.twilio.com"
-    # --- carriers (shipping helper) ---
+    # --- carriers (app/shipping.py buys labels; app/tracking.py, app/returns.py) ---
     easypost_api_key: str = ""
     easypost_api_base_url: str = ""
+    easypost_webhook_secret: str = ""
+    easypost_webhook_secret_previous: str = ""
     shippo_api_token: str = ""
     shippo_api_base_url: str = ""
-    # Empty: `<instance dir>/sandbox-carrier`, so web and worker processes share the sandbox's labels.
+    shippo_webhook_token: str = ""
+    shippo_webhook_token_previous: str = ""
     sandbox_carrier_state_dir: str = ""
     sandbox_carrier_minutes_to_deliver: float = 10.0
+    # A parcel with no carrier news for this long is polled; near its expected delivery, more often.
+    tracking_poll_minutes: int = 720
+    tracking_poll_near_minutes: int = 120
     # --- end carriers ---
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -110,13 +116,19 @@ ENV_NAMES: dict[str, str] = {
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_from_number": "TWILIO_FROM_NUMBER",
     "twilio_api_base_url": "TWILIO_API_BASE_URL",
-    # carriers (shipping helper)
+    # --- carriers: tracking and returns ---
     "easypost_api_key": "EASYPOST_API_KEY",
     "easypost_api_base_url": "EASYPOST_API_BASE_URL",
+    "easypost_webhook_secret": "EASYPOST_WEBHOOK_SECRET",
+    "easypost_webhook_secret_previous": "EASYPOST_WEBHOOK_SECRET_PREVIOUS",
     "shippo_api_token": "SHIPPO_API_TOKEN",
     "shippo_api_base_url": "SHIPPO_API_BASE_URL",
+    "shippo_webhook_token": "SHIPPO_WEBHOOK_TOKEN",
+    "shippo_webhook_token_previous": "SHIPPO_WEBHOOK_TOKEN_PREVIOUS",
     "sandbox_carrier_state_dir": "SANDBOX_CARRIER_STATE_DIR",
     "sandbox_carrier_minutes_to_deliver": "SANDBOX_CARRIER_MINUTES_TO_DELIVER",
+    "tracking_poll_minutes": "ORDERLINE_TRACKING_POLL_MINUTES",
+    "tracking_poll_near_minutes": "ORDERLINE_TRACKING_POLL_NEAR_MINUTES",
 }
 
 

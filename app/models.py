@@ -177,6 +177,14 @@ class Shipment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # --- tracking (app/tracking.py) ---
+    # The carrier's newest status as we apply it (never moved backwards by a late event).
+    tracking_status: Mapped[str | None] = mapped_column(String(32))
+    # When the carrier last scanned it, and when we last heard anything (webhook or poll).
+    last_scan_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_tracking_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    expected_delivery: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     # --- label purchase and channel push (shipping helper; app/shipping.py) ---
     # Our idempotency reference, claimed and committed before any carrier call (see integrations/carriers).
@@ -208,10 +216,31 @@ class Return(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     rma: Mapped[str] = mapped_column(String(64), unique=True)
+    # requested → label_ready → in_transit → received → inspected → refunded (app/returns.py)
     status: Mapped[str] = mapped_column(String(32), default="requested")
     reason: Mapped[str | None] = mapped_column(Text)
     refund_amount: Mapped[Decimal | None] = mapped_column(Money)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # --- returns (app/returns.py) ---
+    # [{"line_item_id", "sku", "quantity", "reason"}]
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    carrier: Mapped[str | None] = mapped_column(String(64))
+    # Claimed and committed before the carrier is asked for a label, so a retry looks it up instead.
+    label_reference: Mapped[str | None] = mapped_column(String(100))
+    label_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    tracking_number: Mapped[str | None] = mapped_column(String(128))
+    tracking_url: Mapped[str | None] = mapped_column(Text)
+    label_url: Mapped[str | None] = mapped_column(Text)
+    tracking_status: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    inspected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    restocked: Mapped[bool | None] = mapped_column(Boolean)
+    # The refund on the channel: claimed (key) and committed before the call, its id once made.
+    refund_key: Mapped[str | None] = mapped_column(String(100))
+    refund_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refund_external_id: Mapped[str | None] = mapped_column(String(255))
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
 
     order: Mapped[Order] = relationship(back_populates="returns")
 
@@ -468,3 +497,34 @@ class Product(Base):
     origin_country: Mapped[str | None] = mapped_column(String(2))
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+# --- tracking and returns (app/tracking.py, app/returns.py) ---------------------------------------------
+
+
+class TrackingEvent(Base):
+    """One carrier scan, stored once however often the carrier (webhook or poll) reports it."""
+
+    __tablename__ = "tracking_events"
+    __table_args__ = (
+        UniqueConstraint("carrier", "tracking_number", "fingerprint", name="uq_tracking_events_fingerprint"),
+        Index("ix_tracking_events_number", "carrier", "tracking_number"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carrier: Mapped[str] = mapped_column(String(64))
+    tracking_number: Mapped[str] = mapped_column(String(128))
+    # sha256 of (time, status, description, location): the same scan reported twice is one row.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("shipments.id", ondelete="CASCADE"))
+    return_id: Mapped[int | None] = mapped_column(ForeignKey("returns.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(32))
+    raw_status: Mapped[str | None] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(255))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(16))  # webhook | poll
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Webhooks and polls find the parcel by carrier and tracking number.
+Index("ix_shipments_carrier_tracking", Shipment.carrier, Shipment.tracking_number)
+Index("ix_returns_carrier_tracking", Return.carrier, Return.tracking_number)

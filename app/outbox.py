@@ -25,6 +25,10 @@ class JobName(StrEnum):
     BUY_LABEL = "buy_label"
     VOID_LABEL = "void_label"
     PUSH_FULFILMENT = "push_fulfilment"
+    # --- tracking and returns ---
+    POLL_SHIPMENT = "poll_shipment"
+    RETURN_LABEL = "return_label"
+    RETURN_REFUND = "return_refund"
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

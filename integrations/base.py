@@ -193,3 +193,35 @@ class FulfilmentPusher(Protocol):
         """Create the channel's fulfilment/shipment for `push`, or find the one already carrying its
         tracking number; returns the channel's id for it."""
         ...
+# --- refunds pushed to the channel (returns: app/returns.py) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    """A refund Orderline asks the channel to make. `key` is ours, stored with the refund on the channel (in
+    its note or reason), so a retry after a lost answer finds the refund instead of making a second one."""
+
+    key: str
+    order_external_id: str
+    amount: str  # an exact decimal string in the order's currency
+    currency: str
+    # line item external id → quantity
+    line_items: Mapping[str, int]
+    note: str
+    restock: bool = False
+    # Shopify's refund transaction names the payment gateway to refund through (shop setting refund_gateway).
+    gateway: str = "manual"
+
+
+@dataclass(frozen=True)
+class PushedRefund:
+    external_id: str
+    amount: str
+
+
+class RefundingClient(Protocol):
+    """A channel client that can refund (Shopify refundCreate, WooCommerce and BigCommerce refunds)."""
+
+    def find_refund(self, order_external_id: str, key: str) -> PushedRefund | None: ...
+
+    def create_refund(self, request: RefundRequest) -> PushedRefund: ...

@@ -16,7 +16,7 @@ from rq import Queue
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app import privacy
+from app import privacy, tracking
 from app import runtime as runtime_module
 from app.failures import TransientError
 from app.models import InboundEvent, Shop
@@ -181,6 +181,8 @@ def process(runtime: Runtime, session: Session, inbound: InboundEvent) -> tuple[
     A mapping failure never loses the delivery: it stays stored as `failed` with the reason, replayable.
     Transient provider errors propagate, so the job retries with backoff.
     """
+    if inbound.provider.startswith(tracking.PROVIDER_PREFIX):  # a carrier's tracking webhook (app/tracking.py)
+        return tracking.process_delivery(runtime.settings, session, inbound)
     spec = channel(inbound.provider)
     if inbound.topic in spec.ignored_topics:
         return "ignored", f"topic {inbound.topic} is not used by Orderline"

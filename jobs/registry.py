@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from app.outbox import JobName
 from jobs import fulfilment, orders, reconcile, shipping
+from jobs import returns as returns_jobs
+from jobs import tracking as tracking_jobs
 from jobs.context import JobContext
 from jobs.queues import QueueName
 
@@ -26,6 +28,10 @@ JOBS: dict[str, JobSpec] = {
     JobName.BUY_LABEL: JobSpec(shipping.buy_label, QueueName.PROVIDERS),
     JobName.VOID_LABEL: JobSpec(shipping.void_label, QueueName.PROVIDERS),
     JobName.PUSH_FULFILMENT: JobSpec(shipping.push_fulfilment, QueueName.PROVIDERS),
+    # --- tracking and returns ---
+    JobName.POLL_SHIPMENT: JobSpec(tracking_jobs.poll_shipment, QueueName.PROVIDERS),
+    JobName.RETURN_LABEL: JobSpec(returns_jobs.buy_return_label, QueueName.PROVIDERS),
+    JobName.RETURN_REFUND: JobSpec(returns_jobs.push_refund, QueueName.PROVIDERS),
 }
 
 

@@ -26,6 +26,7 @@ from app.store import utcnow
 from jobs.ingest import wake_if_stuck as wake_ingest_if_stuck
 from jobs.reconcile import schedule_due as schedule_due_reconciliations
 from jobs.registry import spec_for
+from jobs.tracking import schedule_due_polls
 
 log = structlog.get_logger("orderline.relay")
 
@@ -278,6 +279,7 @@ class Sweeper(threading.Thread):
                         sweep(self.runtime)
                         wake_ingest_if_stuck(self.runtime)
                         schedule_due_reconciliations(self.runtime)
+                        schedule_due_polls(self.runtime)
             except RedisError as error:
                 log.warning("sweep.skipped", error=str(error))
             except Exception:

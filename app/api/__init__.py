@@ -67,4 +67,7 @@ def init_api(app: Flask) -> OrderlineApi:
     from app.api import shipping  # shipping helper
 
     api.register_blueprint(shipping.blp)
+    from app.api import returns  # tracking and returns
+
+    api.register_blueprint(returns.blp)
     return api

@@ -316,6 +316,11 @@ class ActionIn(Strict):
     service = _text(64, metadata={"description": "ship: the service of the chosen rate (e.g. 'Standard')"})
     expected_version = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),
                                       metadata={"description": "refuse with 409 if the order has moved on"})
+    # --- returns ---
+    return_id = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),
+                               metadata={"description": "return_receive and return_inspect: which return"})
+    restock = fields.Boolean(truthy={True}, falsy={False},  # JSON true/false only, not 0/"yes"
+                             metadata={"description": "return_inspect: whether the goods go back to stock"})
 
 
 class OrderListArgs(Strict):
@@ -381,6 +386,10 @@ class ShipmentOut(ma.Schema):
     created_at = fields.DateTime()
     shipped_at = fields.DateTime(allow_none=True)
     delivered_at = fields.DateTime(allow_none=True)
+    # --- tracking ---
+    tracking_status = fields.String(allow_none=True)
+    last_scan_at = fields.DateTime(allow_none=True)
+    expected_delivery = fields.DateTime(allow_none=True)
 
     @post_dump
     def _in_currency(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
@@ -395,6 +404,19 @@ class ReturnOut(ma.Schema):
     reason = fields.String(allow_none=True)
     refund_amount = Money(allow_none=True)
     created_at = fields.DateTime()
+    # --- returns ---
+    items = fields.List(fields.Dict(), metadata={"description": "line_item_id, sku, quantity, reason"})
+    carrier = fields.String(allow_none=True)
+    tracking_number = fields.String(allow_none=True)
+    tracking_url = fields.String(allow_none=True)
+    label_url = fields.String(allow_none=True)
+    tracking_status = fields.String(allow_none=True)
+    received_at = fields.DateTime(allow_none=True)
+    inspected_at = fields.DateTime(allow_none=True)
+    restocked = fields.Boolean(allow_none=True)
+    refund_external_id = fields.String(allow_none=True)
+    refunded_at = fields.DateTime(allow_none=True)
+    error = fields.String(allow_none=True)
 
 
 class ActorOut(ma.Schema):

@@ -673,3 +673,69 @@ def mark_shipped(session: Session, order_id: int, actor: Actor, *, shipment_id: 
                      shipment_id=shipment_id)
     _flush(session, order)
     return order
+# --- tracking and returns (app/tracking.py, app/returns.py) ---------------------------------------------
+
+
+def mark_delivered(session: Session, order_id: int, actor: Actor) -> Order:
+    """Every shipment of a shipped order has arrived: `shipped` → `delivered`. Idempotent."""
+    order = load_order(session, order_id)
+    if order.status != OrderStatus.SHIPPED:
+        return order  # partially shipped, already delivered, or moved on (a return): nothing to say
+    _move(session, order, OrderStatus.DELIVERED, actor, action="deliver")
+    delivered = [s for s in order.shipments if s.delivered_at is not None]
+    record_event(session, order, actor, "order.delivered", f"Order {order.number} delivered",
+                 shipment_ids=[s.id for s in delivered],
+                 delivered_at=max(s.delivered_at for s in delivered).isoformat() if delivered else None)
+    _flush(session, order)
+    return order
+
+
+def request_return(session: Session, order: Order, actor: Actor) -> None:
+    """A return was asked for: a shipped or delivered order becomes `return_requested` (already so: stays)."""
+    if order.status != OrderStatus.RETURN_REQUESTED:
+        _move(session, order, OrderStatus.RETURN_REQUESTED, actor, action="request a return")
+    order.updated_at = utcnow()
+    _flush(session, order)
+
+
+def mark_returned(session: Session, order: Order, actor: Actor) -> None:
+    """The returned goods are inspected: `return_requested` → `returned`."""
+    if order.status != OrderStatus.RETURNED:
+        _move(session, order, OrderStatus.RETURNED, actor, action="return")
+    _flush(session, order)
+
+
+def record_pushed_refund(session: Session, order: Order, actor: Actor, refund: NewRefund) -> None:
+    """A refund Orderline made on the channel: recorded as the channel's own refunds are (`order.refunded`, so
+    the channel's echo of it is a duplicate), and the order becomes `refunded`."""
+    _apply_refund(session, order, refund, actor)
+    if order.status == OrderStatus.RETURNED:
+        _move(session, order, OrderStatus.REFUNDED, actor, action="refund")
+    _flush(session, order)
+
+
+def _receive_return(session: Session, order_id: int, actor: Actor, **arguments: Any) -> Order:
+    from app import returns  # returns builds on this module
+
+    return returns.receive(session, order_id, actor, **arguments)
+
+
+def _inspect_return(session: Session, order_id: int, actor: Actor, **arguments: Any) -> Order:
+    from app import returns
+
+    return returns.inspect(session, order_id, actor, **arguments)
+
+
+def _retry_return(session: Session, order_id: int, actor: Actor, **arguments: Any) -> Order:
+    from app import returns
+
+    return returns.retry(session, order_id, actor, **arguments)
+
+
+# Staff steps of a return (API `actions/<name>` and Slack): return_id names the return; inspect needs restock;
+# retry resumes a label or refund step a provider refused, once the cause is fixed.
+ACTIONS.update({
+    "return_receive": ActionSpec(_receive_return, Role.OPERATOR, needs=("return_id",)),
+    "return_inspect": ActionSpec(_inspect_return, Role.OPERATOR, needs=("return_id",)),
+    "return_retry": ActionSpec(_retry_return, Role.OPERATOR, needs=("return_id",)),
+})

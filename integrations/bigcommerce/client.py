@@ -27,7 +27,7 @@ import requests
 
 from app.failures import PermanentError, TransientError
 from app.orders.types import NewOrder
-from integrations.base import ChangedOrders, ShopAccess
+from integrations.base import ChangedOrders, PushedRefund, RefundRequest, ShopAccess
 from integrations.bigcommerce import mapping
 from integrations.bigcommerce.webhooks import SECRET_HEADER
 
@@ -185,6 +185,33 @@ class BigCommerceClient:
                 raise PermanentError(f"BigCommerce POST hooks ({scope}): no hook id in the answer")
             created.append(str(hook["id"]))
         return created
+
+    # --- refunds (returns: app/returns.py) ---------------------------------------------------------------
+
+    def find_refund(self, order_external_id: str, key: str) -> PushedRefund | None:
+        """The refund made earlier with our `key` in its reason (the refunds API takes no idempotency key)."""
+        for refund in self._refunds(order_external_id):
+            items = refund.get("items") or []
+            reasons = [str(refund.get("reason") or "")] + [str(i.get("reason") or "") for i in items]
+            if any(key in reason for reason in reasons):
+                return PushedRefund(str(refund.get("id")), str(refund.get("total_amount") or "0"))
+        return None
+
+    def create_refund(self, request: RefundRequest) -> PushedRefund:
+        """POST v3 orders/<id>/payment_actions/refunds: the returned products, our key as each item's reason,
+        one payment through the shop's refund provider (offline for "manual": the merchant pays it back)."""
+        body = {
+            "items": [{"item_type": "PRODUCT", "item_id": int(line_id), "quantity": quantity, "reason": request.note}
+                      for line_id, quantity in request.line_items.items() if line_id.isdigit()],
+            "payments": [{"provider_id": request.gateway, "amount": float(Decimal(request.amount)),
+                          "offline": request.gateway == "manual"}],
+        }
+        answer = self._call("POST", f"{self.v3_url}/orders/{request.order_external_id}/payment_actions/refunds",
+                            body=body)
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, dict) or data.get("id") is None:
+            raise PermanentError(f"BigCommerce refund of order {request.order_external_id}: no refund in the answer")
+        return PushedRefund(str(data["id"]), str(data.get("total_amount") or request.amount))
 
 
 def make_client(access: ShopAccess) -> BigCommerceClient:

@@ -269,7 +269,54 @@ class FakeBigCommerce(LoopbackServer[RecordedRequest]):
             if stored is None:
                 return _error(version, 404, f"Order {segments[1]} not found")
             return 200, {}, {"data": stored.refunds, "meta": {}}
+        if (version == "v3" and method == "POST" and len(segments) == 4 and segments[0] == "orders"
+                and segments[2:] == ["payment_actions", "refunds"]):
+            return self._create_refund(segments[1], body)  # refunds: see the block below
         return _error(version, 404, "The requested resource was not found.")
+
+    # --- refunds (returns: app/returns.py) -------------------------------------------------------------
+    # POST v3 orders/<id>/payment_actions/refunds stores the refund (GET lists it), adds to the order's
+    # `refunded_amount`, and refuses products or money beyond what the order has left (422).
+
+    def refunds_of(self, order_id: int | str) -> list[Json]:
+        with self._lock:
+            return copy.deepcopy(self._orders[str(order_id)].refunds)
+
+    def _create_refund(self, order_id: str, body: bytes) -> Reply:
+        request = json.loads(body or b"{}")
+        with self._lock:
+            stored = self._orders.get(order_id)
+            if stored is None:
+                return _error("v3", 404, f"Order {order_id} not found")
+            items = [i for i in request.get("items") or [] if i.get("item_type") == "PRODUCT"]
+            ordered = {int(p["id"]): int(p.get("quantity") or 0) for p in stored.products}
+            done: dict[int, int] = {}
+            for refund in stored.refunds:
+                for item in refund.get("items") or []:
+                    done[int(item["item_id"])] = done.get(int(item["item_id"]), 0) + int(item.get("quantity") or 0)
+            for item in items:
+                item_id, quantity = int(item.get("item_id", 0)), int(item.get("quantity") or 0)
+                if item_id not in ordered or quantity < 1 or quantity + done.get(item_id, 0) > ordered[item_id]:
+                    return 422, {}, {"status": 422, "title": f"Item {item_id} cannot be refunded in that quantity",
+                                     "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"}
+            amount = sum((Decimal(str(p.get("amount") or 0)) for p in request.get("payments") or []), Decimal("0"))
+            refunded = Decimal(str(stored.order.get("refunded_amount") or "0"))
+            if amount <= 0 or amount + refunded > Decimal(str(stored.order.get("total_inc_tax") or "0")):
+                return 422, {}, {"status": 422, "title": "The refund amount exceeds the refundable amount",
+                                 "type": "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"}
+            refund = {"id": 500 + sum(len(o.refunds) for o in self._orders.values()) + 1,
+                      "order_id": int(order_id), "user_id": 0,
+                      "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+                      "reason": "; ".join(dict.fromkeys(str(i.get("reason") or "") for i in items)),
+                      "total_amount": float(amount), "total_tax": 0, "uses_merchant_override_values": False,
+                      "payments": [{"id": 1, "provider_id": p.get("provider_id"), "amount": p.get("amount"),
+                                    "offline": bool(p.get("offline")), "is_declined": False,
+                                    "declined_message": ""} for p in request.get("payments") or []],
+                      "items": [{"item_type": "PRODUCT", "item_id": int(i["item_id"]), "quantity": int(i["quantity"]),
+                                 "requested_amount": None, "reason": i.get("reason")} for i in items]}
+            stored.refunds.append(refund)
+            stored.order["refunded_amount"] = f"{amount + refunded:.4f}"
+            return 201, {}, {"data": copy.deepcopy(refund), "meta": {}}
 
     def _v2_orders(self, segments: list[str], query: Mapping[str, str]) -> Reply:
         if not segments:

@@ -31,7 +31,7 @@ from shopify.api_version import ApiVersion, InvalidVersionError, VersionNotFound
 
 from app.failures import PermanentError, TransientError
 from app.orders.types import NewOrder
-from integrations.base import ChangedOrders, FulfilmentPush, PayloadError, ShopAccess
+from integrations.base import ChangedOrders, FulfilmentPush, PayloadError, PushedRefund, RefundRequest, ShopAccess
 from integrations.shopify import queries
 from integrations.shopify.nodes import map_order_node
 from integrations.shopify.topics import COMPLIANCE_TOPICS
@@ -383,6 +383,47 @@ class ShopifyClient:
 
 def _line_gid(external_id: str) -> str:
     return external_id if external_id.startswith("gid://") else f"gid://shopify/LineItem/{external_id}"
+    # --- refunds (returns: app/returns.py) ---------------------------------------------------------------
+
+    def find_refund(self, order_external_id: str, key: str) -> PushedRefund | None:
+        """The refund made earlier with our `key` in its note, or None. refundCreate is also sent with
+        `@idempotent(key:)`, but Shopify keeps those keys for a limited time: the note is what lasts."""
+        data = self.execute(queries.ORDER_REFUNDS, {"id": queries.order_gid(order_external_id)})
+        order = data.get("order")
+        if not isinstance(order, Mapping):
+            raise PermanentError(f"Shopify has no order {order_external_id} in {self.shop}")
+        for refund in order.get("refunds") or []:
+            if key in str(refund.get("note") or ""):
+                return _pushed(refund)
+        return None
+
+    def create_refund(self, request: RefundRequest) -> PushedRefund:
+        """refundCreate: the returned lines (not restocked on Shopify: Orderline keeps the stock) and one
+        refund transaction for the amount.
+
+        Raises:
+            PermanentError: Shopify's userErrors (more than was paid, a line already refunded).
+        """
+        order_id = queries.order_gid(request.order_external_id)
+        data = self.execute(queries.REFUND_CREATE, {"input": {
+            "orderId": order_id, "note": request.note, "notify": True,
+            "refundLineItems": [{"lineItemId": f"gid://shopify/LineItem/{line_id}", "quantity": quantity,
+                                 "restockType": "NO_RESTOCK"} for line_id, quantity in request.line_items.items()],
+            "transactions": [{"orderId": order_id, "kind": "REFUND", "gateway": request.gateway,
+                              "amount": request.amount}],
+        }, "idempotencyKey": request.key})
+        result = data.get("refundCreate") or {}
+        errors = [str(e.get("message", "")) for e in result.get("userErrors") or []]
+        if errors or not isinstance(result.get("refund"), Mapping):
+            raise PermanentError(f"Shopify refused the refund of order {request.order_external_id}: "
+                                 f"{'; '.join(errors) or 'no refund in the answer'}")
+        return _pushed(result["refund"])
+
+
+def _pushed(refund: Mapping[str, Any]) -> PushedRefund:
+    money = ((refund.get("totalRefundedSet") or {}).get("shopMoney")) or {}
+    return PushedRefund(external_id=str(refund.get("legacyResourceId") or refund.get("id")),
+                        amount=str(money.get("amount") or "0"))
 
 
 def make_client(access: ShopAccess) -> ShopifyClient:

@@ -518,7 +518,8 @@ class FakeShopify(LoopbackServer[RecordedRequest]):
     def _root_resolvers(self) -> dict[str, Callable[[Mapping[str, Any]], Any]]:
         return {"order": self._order, "orders": self._order_list,
                 "webhookSubscriptionCreate": self._create_webhook,
-                "fulfillmentCreate": self._create_fulfillment}
+                "fulfillmentCreate": self._create_fulfillment,
+                "refundCreate": self._create_refund}  # refunds: see the block at the end of the class
 
     def _order(self, arguments: Mapping[str, Any]) -> Any:
         order = self._orders.get(str(arguments.get("id", "")).rsplit("/", 1)[-1])
@@ -549,6 +550,54 @@ class FakeShopify(LoopbackServer[RecordedRequest]):
                    "uri": uri, "callbackUrl": uri, "format": subscription.get("format", "JSON")}
         self.webhook_subscriptions.append(created)
         return {"webhookSubscription": created, "userErrors": []}
+
+    # --- refunds (returns: app/returns.py) -------------------------------------------------------------
+    # refundCreate stores a REST Refund on the order (so `order.refunds` and the order's line quantities
+    # show it), refusing more units or money than the order has left. `@idempotent` is not honoured here:
+    # Orderline's retry looks its refund up by the note, which is what the tests exercise.
+
+    def refunds_of(self, order_id: str | int) -> list[JSON]:
+        with self._lock:
+            refunds: list[JSON] = json.loads(json.dumps(self._orders[str(order_id)].get("refunds") or []))
+            return refunds
+
+    def _create_refund(self, arguments: Mapping[str, Any]) -> Any:
+        data = dict(arguments.get("input") or {})
+        order = self._orders.get(str(data.get("orderId", "")).rsplit("/", 1)[-1])
+        if order is None:
+            return _user_error("orderId", "Order does not exist")
+        lines = {int(line["id"]): line for line in order.get("line_items") or []}
+        refunded = _refunded(order)
+        items: list[JSON] = []
+        for entry in data.get("refundLineItems") or []:
+            line_id = int(str(entry.get("lineItemId", "0")).rsplit("/", 1)[-1] or 0)
+            quantity = int(entry.get("quantity") or 0)
+            line = lines.get(line_id)
+            if line is None:
+                return _user_error("refundLineItems", "Line item does not exist")
+            if quantity < 1 or quantity + refunded.get(line_id, 0) > int(line["quantity"]):
+                return _user_error("refundLineItems", "Quantity cannot refund more items than were purchased")
+            items.append({"line_item_id": line_id, "quantity": quantity,
+                          "restock_type": str(entry.get("restockType") or "NO_RESTOCK").lower()})
+        transactions = list(data.get("transactions") or [])
+        amount = sum((Decimal(str(t.get("amount") or "0")) for t in transactions), Decimal("0"))
+        before = sum((Decimal(str(t.get("amount") or "0")) for r in order.get("refunds") or []
+                      for t in r.get("transactions") or [] if t.get("kind") == "refund"), Decimal("0"))
+        if amount + before > Decimal(_rest_amount(order, "total_price")):
+            return _user_error("transactions", "Amount cannot exceed the refundable amount")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        refund = {"id": 900001 + sum(len(o.get("refunds") or []) for o in self._orders.values()),
+                  "order_id": order["id"], "created_at": now, "processed_at": now, "note": data.get("note"),
+                  "refund_line_items": items,
+                  "transactions": [{"kind": "refund", "status": "success", "amount": f"{amount:.2f}",
+                                    "gateway": t.get("gateway")} for t in transactions]}
+        order.setdefault("refunds", []).append(refund)
+        order["updated_at"] = now
+        return {"refund": _refund(refund, str(order.get("currency") or "USD")), "userErrors": []}
+
+
+def _user_error(field_name: str, message: str) -> JSON:
+    return {"refund": None, "userErrors": [{"field": ["input", field_name], "message": message}]}
 
 
     # --- fulfilments (shipping helper) -----------------------------------------------------------------

@@ -150,3 +150,25 @@ def order_gid(external_id: str) -> str:
 def webhook_topic_enum(topic: str) -> str:
     """"orders/partially_fulfilled" → "ORDERS_PARTIALLY_FULFILLED" (the WebhookSubscriptionTopic name)."""
     return topic.replace("/", "_").upper()
+
+
+# --- refunds (returns: app/returns.py) ---------------------------------------------------------------------
+
+_REFUND_FIELDS = "id legacyResourceId note createdAt totalRefundedSet { shopMoney { amount currencyCode } }"
+
+ORDER_REFUNDS = f"""
+query OrderlineOrderRefunds($id: ID!) {{
+  order(id: $id) {{ id refunds {{ {_REFUND_FIELDS} }} }}
+}}
+"""
+
+REFUND_CREATE = f"""
+mutation OrderlineRefundCreate($input: RefundInput!, $idempotencyKey: String!) {{
+  refundCreate(input: $input) @idempotent(key: $idempotencyKey) {{
+    refund {{ {_REFUND_FIELDS} }}
+    userErrors {{ field message }}
+  }}
+}}
+"""
+
+ALL_DOCUMENTS.update({"OrderRefunds": ORDER_REFUNDS, "RefundCreate": REFUND_CREATE})

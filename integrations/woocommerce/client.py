@@ -42,7 +42,7 @@ import structlog
 
 from app.failures import PermanentError, TransientError
 from app.orders.types import NewOrder
-from integrations.base import ChangedOrders, PayloadError, ShopAccess
+from integrations.base import ChangedOrders, PayloadError, PushedRefund, RefundRequest, ShopAccess
 from integrations.woocommerce import oauth
 from integrations.woocommerce.mapping import parse_order
 
@@ -245,6 +245,35 @@ class WooCommerceClient:
                 raise PermanentError(f"WooCommerce {method} {endpoint} ({topic}): no webhook id in answer")
             ids.append(str(answer["id"]))
         return ids
+
+    # --- refunds (returns: app/returns.py) ---------------------------------------------------------------
+
+    def find_refund(self, order_external_id: str, key: str) -> PushedRefund | None:
+        """The refund made earlier with our `key` in its reason (WooCommerce takes no idempotency key)."""
+        endpoint = f"orders/{_order_id(order_external_id)}/refunds"
+        refunds = self._json(self._send("GET", endpoint, [("per_page", "100")]), endpoint)
+        for refund in refunds if isinstance(refunds, list) else []:
+            if isinstance(refund, dict) and key in str(refund.get("reason") or ""):
+                return PushedRefund(str(refund.get("id")), str(refund.get("amount") or "0"))
+        return None
+
+    def create_refund(self, request: RefundRequest) -> PushedRefund:
+        """POST orders/<id>/refunds through the payment gateway (`api_refund`), naming the returned lines.
+        WooCommerce's own stock is left alone (`restock_items` false): Orderline keeps the stock."""
+        endpoint = f"orders/{_order_id(request.order_external_id)}/refunds"
+        body = {"amount": request.amount, "reason": request.note, "api_refund": True, "restock_items": False,
+                "line_items": [{"id": int(line_id), "quantity": quantity}
+                               for line_id, quantity in request.line_items.items() if line_id.isdigit()]}
+        answer = self._json(self._send("POST", endpoint, body=body), endpoint)
+        if not isinstance(answer, dict) or answer.get("id") is None:
+            raise PermanentError(f"WooCommerce POST {endpoint}: no refund id in the answer")
+        return PushedRefund(str(answer["id"]), str(answer.get("amount") or request.amount))
+
+
+def _order_id(external_id: str) -> str:
+    if not external_id.isdigit():
+        raise PermanentError(f"{external_id!r} is not a WooCommerce order id")
+    return external_id
 
 
 def make_client(access: ShopAccess) -> WooCommerceClient:

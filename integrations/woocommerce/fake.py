@@ -37,6 +37,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -413,6 +414,8 @@ class FakeWooCommerce(LoopbackServer[RecordedRequest]):
             return 201, {}, self._save_webhook(None, _json_body(body))
         if len(parts) == 2 and parts[0] == "webhooks" and parts[1].isdigit() and method == "PUT":
             return 200, {}, self._save_webhook(int(parts[1]), _json_body(body))
+        if len(parts) == 3 and parts[0] == "orders" and parts[1].isdigit() and parts[2] == "refunds":
+            return self._refunds(method, int(parts[1]), body)  # refunds: see the block below
         raise _ApiError(404, "rest_no_route", "No route was found matching the URL and request method.")
 
     def _one_order(self, method: str, order_id: int, body: bytes) -> tuple[int, dict[str, str], Any]:
@@ -485,6 +488,49 @@ class FakeWooCommerce(LoopbackServer[RecordedRequest]):
             if data.get("secret"):
                 self._webhook_secrets[new_id] = str(data["secret"])  # write-only: never in an answer
             return copy.deepcopy(hook)
+
+    # --- refunds (returns: app/returns.py) -------------------------------------------------------------
+    # GET and POST orders/<id>/refunds (REST v3 `order-refunds`): a refund is stored in full under
+    # `refund_records`, summarised in the order's own `refunds[]` ({id, reason, total: "-x"}) as WooCommerce
+    # shows it, and the order becomes `refunded` once all of it is. More than the order's remaining total is
+    # refused with WooCommerce's error.
+
+    def refunds_of(self, order_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self.orders[order_id].get("refund_records") or [])
+
+    def _refunds(self, method: str, order_id: int, body: bytes) -> tuple[int, dict[str, str], Any]:
+        if order_id not in self.orders:
+            raise _ApiError(404, "woocommerce_rest_shop_order_invalid_id", "Invalid ID.")
+        if method == "GET":
+            return 200, {}, self.refunds_of(order_id)
+        if method != "POST":
+            raise _ApiError(404, "rest_no_route", "No route was found matching the URL and request method.")
+        data = _json_body(body)
+        try:
+            amount = Decimal(str(data.get("amount") or "0"))
+        except ArithmeticError:
+            raise _ApiError(400, "rest_invalid_param", "Invalid parameter(s): amount") from None
+        with self._lock:
+            order = self.orders[order_id]
+            already = sum((-Decimal(str(r.get("total") or "0")) for r in order.get("refunds") or []), Decimal("0"))
+            if amount <= 0 or amount + already > Decimal(str(order.get("total") or "0")):
+                raise _ApiError(400, "woocommerce_rest_cannot_create_order_refund",
+                                "Invalid refund amount.")
+            refund_id = 7000 + sum(len(o.get("refund_records") or []) for o in self.orders.values()) + 1
+            now = datetime.now(UTC).strftime(_WP_TIME)
+            record = {"id": refund_id, "date_created": now, "date_created_gmt": now, "amount": f"{amount:.2f}",
+                      "reason": str(data.get("reason") or ""), "refunded_by": 1,
+                      "refunded_payment": bool(data.get("api_refund", True)), "meta_data": [],
+                      "line_items": [{"id": int(i.get("id", 0)), "quantity": -int(i.get("quantity") or 0)}
+                                     for i in data.get("line_items") or []]}
+            order.setdefault("refund_records", []).append(record)
+            order.setdefault("refunds", []).append({"id": refund_id, "reason": record["reason"],
+                                                    "total": f"-{amount:.2f}"})
+            if amount + already == Decimal(str(order.get("total") or "0")):
+                order["status"] = "refunded"
+            order["date_modified"] = order["date_modified_gmt"] = now
+            return 201, {}, copy.deepcopy(record)
 
 
 # --- helpers for the routes -------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """review reasons: why triage sent an order to a person
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0007
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = '0011'
-down_revision = '0005'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
