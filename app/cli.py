@@ -553,5 +553,16 @@ def picklist(location: str, order_ids: tuple[int, ...], html_file: Any) -> None:
             click.echo(f"split: #{order.number} also ships {elsewhere}")
 
 
+# --- Slack: `orderline slack staff add|list|remove`, `orderline slack digest` ---
+def _add_slack_commands() -> None:
+    from app.slack_app import slack_cli
+
+    cli.add_command(slack_cli)
+
+
+_add_slack_commands()
+# --- end Slack ---
+
+
 def main() -> None:
     cli(prog_name="orderline")

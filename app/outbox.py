@@ -20,6 +20,11 @@ class JobName(StrEnum):
     TRIAGE_ORDER = "triage_order"
     RECONCILE_SHOP = "reconcile_shop"
     ALLOCATE_ORDER = "allocate_order"
+    # --- Slack (jobs/slack.py) ---
+    SLACK_SYNC_CARD = "slack_sync_card"
+    SLACK_POST_ALERT = "slack_post_alert"
+    SLACK_DIGEST = "slack_digest"
+    # --- end Slack ---
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app.outbox import JobName
 from jobs import fulfilment, orders, reconcile
+from jobs import slack as slack_jobs
 from jobs.context import JobContext
 from jobs.queues import QueueName
 
@@ -21,6 +22,11 @@ JOBS: dict[str, JobSpec] = {
     JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
     JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.BACKGROUND),
     JobName.ALLOCATE_ORDER: JobSpec(fulfilment.allocate_order, QueueName.FULFILMENT),
+    # --- Slack ---
+    JobName.SLACK_SYNC_CARD: JobSpec(slack_jobs.sync_card, QueueName.NOTIFY),
+    JobName.SLACK_POST_ALERT: JobSpec(slack_jobs.post_alert, QueueName.NOTIFY),
+    JobName.SLACK_DIGEST: JobSpec(slack_jobs.send_digest, QueueName.BACKGROUND),
+    # --- end Slack ---
 }
 
 

@@ -26,6 +26,7 @@ from app.store import utcnow
 from jobs.ingest import wake_if_stuck as wake_ingest_if_stuck
 from jobs.reconcile import schedule_due as schedule_due_reconciliations
 from jobs.registry import spec_for
+from jobs.slack import schedule_digests as schedule_slack_digests
 
 log = structlog.get_logger("orderline.relay")
 
@@ -278,6 +279,7 @@ class Sweeper(threading.Thread):
                         sweep(self.runtime)
                         wake_ingest_if_stuck(self.runtime)
                         schedule_due_reconciliations(self.runtime)
+                        schedule_slack_digests(self.runtime)  # Slack: daily digests at each shop's morning time
             except RedisError as error:
                 log.warning("sweep.skipped", error=str(error))
             except Exception:
