@@ -116,7 +116,7 @@ def slack_events() -> Any:
         return _refuse(401, "invalid request")  # Bolt's own answer to a bad or stale signature
     try:
         return handler.handle(request)
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         # A signed body Bolt cannot parse (it was not sent by Slack as Slack sends): say so, store nothing.
         log.warning("slack.malformed", error=f"{type(error).__name__}: {error}")
         return _refuse(400, "the request body is not a Slack payload Orderline can read")

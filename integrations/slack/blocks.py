@@ -366,10 +366,10 @@ def home_view(queues: Sequence[tuple[str, Sequence[Order]]], *, total: Mapping[s
 
 def alert_message(alert: Alert) -> tuple[str, list[Block]]:
     data = alert.data or {}
-    text = f":rotating_light: {alert.message}"
-    if alert.count > 1:
+    text = f":rotating_light: {esc(alert.message)}"
+    if (alert.count or 1) > 1:
         text += f" (×{alert.count}, last {when(alert.last_seen_at)})"
-    blocks: list[Block] = [section(esc(text) if "<!date" not in text else text)]
+    blocks: list[Block] = [section(text)]
     buttons: list[Block] = []
     if isinstance(data.get("outbox_id"), int):
         buttons.append({"type": "button", "action_id": ACTION_PREFIX + "retry_job", "text": plain("Retry"),

@@ -65,7 +65,7 @@ class Refusal(Exception):
 
 
 def _user(body: Json) -> tuple[str, str]:
-    user = body.get("user") or {}
+    user = body.get("user")
     if isinstance(user, dict):
         return str(user.get("id") or ""), str(user.get("username") or user.get("name") or user.get("id") or "")
     return str(body.get("user_id") or ""), str(body.get("user_name") or body.get("user_id") or "")
