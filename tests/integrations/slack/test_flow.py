@@ -17,7 +17,6 @@ from tests.integrations.slack.conftest import (
     CARDS,
     FIXTURES,
     JONAS,
-    SIGNING_SECRET,
     STRANGER,
     VIEWER,
     card_value,
@@ -258,9 +257,9 @@ def test_one_card_per_order_even_when_the_job_dies_after_posting(runtime, client
 
 
 def test_429_is_retried_no_sooner_than_retry_after(runtime, client, auth, slack_shop, staff, fake_slack):
+    from app.models import OutboxEvent
     from integrations.fakeserver import Fault
     from jobs import relay
-    from app.models import OutboxEvent
 
     fake_slack.faults.add(Fault(status=429, headers={"Retry-After": "7"}, match="chat.postMessage"))
     new_order(client, auth, slack_shop)
