@@ -26,10 +26,11 @@ from redis.exceptions import RedisError
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import outbox
-from app.models import Alert, Order
+from app.models import Alert, Order, OutboxEvent
 from app.orders import actions
 from app.orders.errors import Forbidden, IllegalTransition, NotFound, OrderError, VersionConflict
 from app.orders.types import Actor, Role
@@ -228,17 +229,33 @@ class OrderlineSlack:
             self.tell(body, "This button does not name an order.")
 
     def retry_job(self, ack: Ack, body: Json) -> None:
+        """An alert's Retry: every failed job of the alert's kind runs again, and the alert is closed (a new
+        failure opens a new one, so the channel shows whether the retry worked)."""
         ack()
         user_id, user_name = _user(body)
         try:
+            value = json.loads((body.get("actions") or [{}])[0].get("value") or "{}")
             with self.runtime.db.session() as session:
                 actor = staff_actor(session, user_id, user_name)
                 if not actor.may(Role.OPERATOR):
                     raise Refusal("Retrying a job needs the operator role.")
-            value = json.loads((body.get("actions") or [{}])[0].get("value") or "{}")
-            requeued = self.hooks.requeue_jobs([int(value["outbox_id"])])
-            self.tell(body, f"Job {value['outbox_id']} requeued." if requeued else
-                      f"Job {value['outbox_id']} is not failed any more: nothing to retry.")
+                alert = session.get(Alert, int(value["alert_id"]))
+                job = (alert.data or {}).get("job") if alert is not None else None
+                ids = [int(value["outbox_id"])]
+                if job:
+                    ids = list(session.execute(select(OutboxEvent.id).where(
+                        OutboxEvent.job == job, OutboxEvent.status == "failed")).scalars()) or ids
+            requeued = self.hooks.requeue_jobs(ids)
+            if not requeued:
+                self.tell(body, "Nothing to retry: those jobs are not failed any more.")
+                return
+            with self.runtime.db.session() as session:
+                alert = session.get(Alert, int(value["alert_id"]))
+                if alert is not None and alert.resolved_at is None:
+                    alert.resolved_at = utcnow()
+                    alert.data = {**(alert.data or {}), "resolved_by": user_id, "retried": len(requeued)}
+                    outbox.add_job(session, outbox.JobName.SLACK_POST_ALERT, alert_id=alert.id)
+            self.tell(body, f"{len(requeued)} job(s) requeued.")
         except Refusal as refusal:
             self.tell(body, str(refusal))
         except (ValueError, TypeError, KeyError):
@@ -487,8 +504,8 @@ def _plain(text: str) -> str:
     return re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text).replace("*", "").replace("<@", "@").replace(">", "")
 
 
-def _guard(func: Callable[..., None]) -> Callable[[Ack, Json], None]:
-    """Bolt answers 500 when a listener raises: ack, log and say so instead."""
+def _guard(func: Callable[..., None], tell: Callable[[Json, str], None]) -> Callable[[Ack, Json], None]:
+    """Bolt answers 500 when a listener raises: ack, log, and tell the person nothing was done instead."""
 
     def listener(ack: Ack, body: Json) -> None:
         try:
@@ -497,6 +514,8 @@ def _guard(func: Callable[..., None]) -> Callable[[Ack, Json], None]:
             log.exception("slack.listener_failed", type=body.get("type"))
             if ack.response is None:
                 ack()
+            if body.get("type") == "block_actions":
+                tell(body, "Something went wrong in Orderline; the error is logged. Nothing was changed.")
 
     return listener
 
@@ -511,17 +530,18 @@ def build_app(runtime: Runtime, client: WebClient, signing_secret: str, hooks: H
     app = App(client=client, signing_secret=signing_secret, process_before_response=True,
               token_verification_enabled=False, raise_error_for_unhandled_request=False)
     for name in DIRECT_ACTIONS:
-        app.action(P + name)(_guard(lambda ack, body, name=name: handlers.act(ack, body, name)))
+        app.action(P + name)(_guard(lambda ack, body, name=name: handlers.act(ack, body, name), handlers.tell))
     for name in MODAL_ACTIONS:
-        app.action(P + name)(_guard(lambda ack, body, name=name: handlers.open_modal(ack, body, name)))
-        app.view(P + name)(_guard(lambda ack, body, name=name: handlers.submit(ack, body, name)))
-    app.action(P + "show")(_guard(handlers.show))
-    app.action(P + "open")(_guard(lambda ack, body: ack()))  # a link button: Slack opens the URL itself
-    app.action(P + "retry_job")(_guard(handlers.retry_job))
-    app.action(P + "resolve_alert")(_guard(handlers.resolve_alert))
-    app.action(re.compile(".*"))(_guard(handlers.unknown_action))
-    app.view(re.compile(".*"))(_guard(lambda ack, body: ack()))
-    app.command("/order")(_guard(handlers.command))
+        app.action(P + name)(_guard(lambda ack, body, name=name: handlers.open_modal(ack, body, name),
+                                    handlers.tell))
+        app.view(P + name)(_guard(lambda ack, body, name=name: handlers.submit(ack, body, name), handlers.tell))
+    app.action(P + "show")(_guard(handlers.show, handlers.tell))
+    app.action(P + "open")(_guard(lambda ack, body: ack(), handlers.tell))  # a link button: Slack opens the URL itself
+    app.action(P + "retry_job")(_guard(handlers.retry_job, handlers.tell))
+    app.action(P + "resolve_alert")(_guard(handlers.resolve_alert, handlers.tell))
+    app.action(re.compile(".*"))(_guard(handlers.unknown_action, handlers.tell))
+    app.view(re.compile(".*"))(_guard(lambda ack, body: ack(), handlers.tell))
+    app.command("/order")(_guard(handlers.command, handlers.tell))
 
     @app.event("app_home_opened")
     def home_opened(event: Json, body: Json) -> None:

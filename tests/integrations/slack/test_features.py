@@ -175,7 +175,7 @@ def test_an_alert_is_posted_once_and_kept_current(runtime, client, auth, slack_s
 
     retry = click_payload("retry_job", buttons["orderline:retry_job"]["value"], channel=OPS)
     assert post_signed(client, interaction_body(retry)).status_code == 200
-    assert "not failed any more" in fake_slack.ephemerals[-1]["text"]  # job 4242 does not exist: nothing retried
+    assert "Nothing to retry" in fake_slack.ephemerals[-1]["text"]  # job 4242 does not exist
     resolve = click_payload("resolve_alert", buttons["orderline:resolve_alert"]["value"], channel=OPS)
     post_signed(client, interaction_body(resolve))
     run_all_jobs(runtime)
@@ -290,3 +290,39 @@ def test_read_value_refuses_malformed(value):
 
 def test_money_shows_the_currency_and_two_places():
     assert blocks.money(Decimal("1234.5"), "SEK") == "SEK 1,234.50"
+
+
+def test_a_failing_job_kind_alerts_once_and_retry_runs_them_again(runtime, client, auth, slack_shop, staff,
+                                                                   fake_slack, monkeypatch):
+    from app import outbox
+    from app.failures import PermanentError
+    from app.models import OutboxEvent
+    from jobs import registry
+    from jobs.queues import QueueName
+
+    calls: list[int] = []
+
+    def flaky(ctx: Any) -> None:
+        calls.append(ctx.outbox_id)
+        if len(calls) <= 3:
+            raise PermanentError("carrier answered 500")
+
+    monkeypatch.setitem(registry.JOBS, "buy_label_test", registry.JobSpec(flaky, QueueName.PROVIDERS))
+    for _ in range(3):
+        with runtime.db.session() as session:
+            outbox.add_job(session, "buy_label_test")  # type: ignore[arg-type]
+    run_all_jobs(runtime)
+    alerts = fake_slack.messages(OPS)
+    assert len(alerts) == 1 and "buy_label_test" in alerts[0]["text"]
+    assert "×3" in json.dumps(alerts[0]["blocks"], ensure_ascii=False)
+    retry = next(e for b in alerts[0]["blocks"] if b["type"] == "actions" for e in b["elements"]
+                 if e["action_id"] == "orderline:retry_job")
+    post_signed(client, interaction_body(click_payload("retry_job", retry["value"], user=STRANGER, channel=OPS)))
+    assert "not set up" in fake_slack.ephemerals[-1]["text"]
+    post_signed(client, interaction_body(click_payload("retry_job", retry["value"], channel=OPS)))
+    assert "3 job(s) requeued" in fake_slack.ephemerals[-1]["text"]
+    run_all_jobs(runtime)
+    with runtime.db.session() as session:
+        assert {row.status for row in session.execute(select(OutboxEvent).where(
+            OutboxEvent.job == "buy_label_test")).scalars()} == {"done"}
+    assert len(fake_slack.messages(OPS)) == 1 and "Resolved" in json.dumps(fake_slack.messages(OPS)[0]["blocks"])
