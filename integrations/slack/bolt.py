@@ -65,6 +65,12 @@ class Refusal(Exception):
     """What to tell the person instead of acting."""
 
 
+def _action(body: Json) -> Json:
+    """The clicked element of a block_actions payload."""
+    found = (body.get("actions") or [{}])[0]
+    return found if isinstance(found, dict) else {}
+
+
 def _user(body: Json) -> tuple[str, str]:
     user = body.get("user")
     if isinstance(user, dict):
@@ -143,15 +149,20 @@ class OrderlineSlack:
                                                                                           who_first=False))
         return order, version
 
+    def _clicked(self, session: Session, body: Json) -> tuple[Actor, Order, int | None]:
+        """Who clicked (mapped staff) and the order the button names, checked to be current."""
+        user_id, user_name = _user(body)
+        actor = staff_actor(session, user_id, user_name)
+        order, version = self._order_for_click(session, body, _action(body))
+        return actor, order, version
+
     def act(self, ack: Ack, body: Json, name: str) -> None:
         """Approve, release, mark picked, mark packed: at once, as the clicking user."""
         ack()
-        action = (body.get("actions") or [{}])[0]
-        user_id, user_name = _user(body)
+        action = _action(body)
         try:
             with self.runtime.db.session() as session:
-                actor = staff_actor(session, user_id, user_name)
-                order, version = self._order_for_click(session, body, action)
+                actor, order, version = self._clicked(session, body)
                 actions.perform(session, order.id, name, actor, expected_version=version)
         except Refusal as refusal:
             self.tell(body, str(refusal))
@@ -174,12 +185,9 @@ class OrderlineSlack:
     def open_modal(self, ack: Ack, body: Json, name: str) -> None:
         """Hold, cancel, edit, reply, ship with…: a modal first; its submission acts."""
         ack()
-        action = (body.get("actions") or [{}])[0]
-        user_id, user_name = _user(body)
         try:
             with self.runtime.db.session() as session:
-                actor = staff_actor(session, user_id, user_name)
-                order, _version = self._order_for_click(session, body, action)
+                actor, order, _version = self._clicked(session, body)
                 spec = actions.ACTIONS.get(name)
                 needed = spec.role if spec is not None else Role.OPERATOR
                 if not actor.may(needed):
@@ -212,12 +220,11 @@ class OrderlineSlack:
     def show(self, ack: Ack, body: Json) -> None:
         """App Home's and alerts' "Show"/"Open order": the card, to the asker only."""
         ack()
-        action = (body.get("actions") or [{}])[0]
         user_id, user_name = _user(body)
         try:
             with self.runtime.db.session() as session:
                 staff_actor(session, user_id, user_name)
-                order_id, _ = blocks.read_value(action.get("value"))
+                order_id, _ = blocks.read_value(_action(body).get("value"))
                 order = session.get(Order, order_id)
                 if order is None:
                     raise Refusal(f"That order no longer exists in Orderline (id {order_id}).")
@@ -228,20 +235,40 @@ class OrderlineSlack:
         except (ValueError, TypeError):
             self.tell(body, "This button does not name an order.")
 
+    def _alert_click(self, body: Json, what: str) -> tuple[Json, str]:
+        """The alert button's value and the clicker's id, once the clicker is known to be an operator."""
+        user_id, user_name = _user(body)
+        value = json.loads(_action(body).get("value") or "{}")
+        if not isinstance(value, dict) or not isinstance(value.get("alert_id"), int):
+            raise ValueError("no alert id")
+        with self.runtime.db.session() as session:
+            if not staff_actor(session, user_id, user_name).may(Role.OPERATOR):
+                raise Refusal(f"{what} needs the operator role.")
+        return value, user_id
+
+    def _close_alert(self, alert_id: int, user_id: str, **note: Any) -> bool:
+        """Mark the alert resolved and ask for its message to say so; False when it was already closed."""
+        with self.runtime.db.session() as session:
+            alert = session.get(Alert, alert_id)
+            if alert is None:
+                raise Refusal("That alert no longer exists.")
+            if alert.resolved_at is not None:
+                return False
+            alert.resolved_at = utcnow()
+            alert.data = {**(alert.data or {}), "resolved_by": user_id, **note}
+            outbox.add_job(session, outbox.JobName.SLACK_POST_ALERT, alert_id=alert.id)
+            return True
+
     def retry_job(self, ack: Ack, body: Json) -> None:
         """An alert's Retry: every failed job of the alert's kind runs again, and the alert is closed (a new
         failure opens a new one, so the channel shows whether the retry worked)."""
         ack()
-        user_id, user_name = _user(body)
         try:
-            value = json.loads((body.get("actions") or [{}])[0].get("value") or "{}")
+            value, user_id = self._alert_click(body, "Retrying a job")
+            ids = [int(value["outbox_id"])]
             with self.runtime.db.session() as session:
-                actor = staff_actor(session, user_id, user_name)
-                if not actor.may(Role.OPERATOR):
-                    raise Refusal("Retrying a job needs the operator role.")
-                alert = session.get(Alert, int(value["alert_id"]))
+                alert = session.get(Alert, value["alert_id"])
                 job = (alert.data or {}).get("job") if alert is not None else None
-                ids = [int(value["outbox_id"])]
                 if job:
                     ids = list(session.execute(select(OutboxEvent.id).where(
                         OutboxEvent.job == job, OutboxEvent.status == "failed")).scalars()) or ids
@@ -249,12 +276,7 @@ class OrderlineSlack:
             if not requeued:
                 self.tell(body, "Nothing to retry: those jobs are not failed any more.")
                 return
-            with self.runtime.db.session() as session:
-                alert = session.get(Alert, int(value["alert_id"]))
-                if alert is not None and alert.resolved_at is None:
-                    alert.resolved_at = utcnow()
-                    alert.data = {**(alert.data or {}), "resolved_by": user_id, "retried": len(requeued)}
-                    outbox.add_job(session, outbox.JobName.SLACK_POST_ALERT, alert_id=alert.id)
+            self._close_alert(value["alert_id"], user_id, retried=len(requeued))
             self.tell(body, f"{len(requeued)} job(s) requeued.")
         except Refusal as refusal:
             self.tell(body, str(refusal))
@@ -263,20 +285,9 @@ class OrderlineSlack:
 
     def resolve_alert(self, ack: Ack, body: Json) -> None:
         ack()
-        user_id, user_name = _user(body)
         try:
-            value = json.loads((body.get("actions") or [{}])[0].get("value") or "{}")
-            with self.runtime.db.session() as session:
-                actor = staff_actor(session, user_id, user_name)
-                if not actor.may(Role.OPERATOR):
-                    raise Refusal("Resolving an alert needs the operator role.")
-                alert = session.get(Alert, int(value["alert_id"]))
-                if alert is None:
-                    raise Refusal("That alert no longer exists.")
-                if alert.resolved_at is None:
-                    alert.resolved_at = utcnow()
-                    alert.data = {**(alert.data or {}), "resolved_by": user_id}
-                    outbox.add_job(session, outbox.JobName.SLACK_POST_ALERT, alert_id=alert.id)
+            value, user_id = self._alert_click(body, "Resolving an alert")
+            self._close_alert(value["alert_id"], user_id)
         except Refusal as refusal:
             self.tell(body, str(refusal))
         except (ValueError, TypeError, KeyError):
@@ -284,7 +295,7 @@ class OrderlineSlack:
 
     def unknown_action(self, ack: Ack, body: Json) -> None:
         ack()
-        action_id = (body.get("actions") or [{}])[0].get("action_id", "?")
+        action_id = _action(body).get("action_id", "?")
         self.tell(body, f"Orderline does not know the button `{blocks.esc(action_id)}`; nothing was done.")
 
     # --- modal submissions ------------------------------------------------------------------------------
