@@ -274,3 +274,40 @@ def test_429_is_retried_no_sooner_than_retry_after(runtime, client, auth, slack_
     relay.sweep(runtime)
     run_all_jobs(runtime)
     assert len(fake_slack.messages(CARDS)) == 1
+
+
+def test_a_shopify_webhook_becomes_a_card_whose_button_moves_the_order(runtime, client, staff, fake_slack):
+    """The whole path from a channel: signed orders/create → ingest → triage → card → Approve → card updated."""
+    from app.models import Shop
+    from tests.integrations.shopify.conftest import SHOP_DOMAIN, fixture_bytes, shopify_headers
+
+    with runtime.db.session() as session:
+        shop = Shop(channel="shopify", name="Stockholm Tees", external_id=SHOP_DOMAIN, currency="SEK",
+                    settings={"slack_channel": CARDS}, credentials_encrypted=runtime.secrets.seal(
+                        {"access_token": "shpat_orderline_test"}))
+        session.add(shop)
+    raw = fixture_bytes("orders_create.json")
+    external_id = str(json.loads(raw)["id"])
+    assert client.post("/webhooks/shopify", data=raw, headers=shopify_headers("orders/create", raw)).status_code == 200
+    run_all_jobs(runtime)
+    card = _card(fake_slack)
+    links = [e.get("url") for e in _buttons(card).values()]
+    assert f"https://{SHOP_DOMAIN}/admin/orders/{external_id}" in links
+    assert "(shopify)" in card["text"]
+    click = click_payload("approve", _buttons(card)["orderline:approve"]["value"], user=ANA, message_ts=card["ts"])
+    assert post_signed(client, interaction_body(click)).status_code == 200
+    run_all_jobs(runtime)
+    with runtime.db.session() as session:
+        order = session.execute(select(Order).where(Order.external_id == external_id)).scalar_one()
+        assert order.status != "needs_review"
+    card = _card(fake_slack)
+    assert "orderline:approve" not in _buttons(card)
+    assert any(f"<@{ANA}>" in b["elements"][0]["text"] for b in card["blocks"] if b["type"] == "context")
+
+
+def test_events_url_verification_is_answered(client, fake_slack):
+    # Slack's handshake when the Events URL is saved (Events API docs: url_verification).
+    challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    body = json.dumps({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge, "type": "url_verification"})
+    response = client.post("/slack/events", data=body, headers=signed(body, content_type="application/json"))
+    assert response.status_code == 200 and response.json == {"challenge": challenge}
