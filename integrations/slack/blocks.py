@@ -284,6 +284,13 @@ def cancel_modal(order: Order) -> Block:
         _text_input("reason", "Reason for cancelling", multiline=True)], "Cancel order")
 
 
+def pack_modal(order: Order) -> Block:
+    """Packed, with the scale's weight when it differs from what the SKUs say (optional)."""
+    return _modal("pack", "Mark packed", order, [
+        _text_input("weight_grams", "Weight on the scale, in grams (leave empty if as expected)", optional=True,
+                    max_length=7)], "Packed")
+
+
 def reply_modal(order: Order, customer_text: str | None = None) -> Block:
     blocks: list[Block] = []
     if customer_text:

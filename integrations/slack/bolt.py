@@ -44,8 +44,8 @@ log = structlog.get_logger("orderline.slack.bolt")
 P = blocks.ACTION_PREFIX
 Json = dict[str, Any]
 # Opening these buttons shows a modal; the rest act at once.
-MODAL_ACTIONS = ("hold", "cancel", "edit", "reply", "ship")
-DIRECT_ACTIONS = ("approve", "release", "pick", "pack")
+MODAL_ACTIONS = ("hold", "cancel", "edit", "reply", "ship", "pack")
+DIRECT_ACTIONS = ("approve", "release", "pick")
 EVENT_DEDUPE_SECONDS = 3600
 MAX_TEXT = 1600
 
@@ -157,7 +157,7 @@ class OrderlineSlack:
         return actor, order, version
 
     def act(self, ack: Ack, body: Json, name: str) -> None:
-        """Approve, release, mark picked, mark packed: at once, as the clicking user."""
+        """Approve, release, mark picked: at once, as the clicking user."""
         ack()
         action = _action(body)
         try:
@@ -183,7 +183,7 @@ class OrderlineSlack:
                 self.tell(body, current_state(session, order, who_first=True))
 
     def open_modal(self, ack: Ack, body: Json, name: str) -> None:
-        """Hold, cancel, edit, reply, ship with…: a modal first; its submission acts."""
+        """Hold, cancel, edit, reply, ship with…, mark packed (weight): a modal first; its submission acts."""
         ack()
         try:
             with self.runtime.db.session() as session:
@@ -206,6 +206,8 @@ class OrderlineSlack:
             return blocks.cancel_modal(order)
         if name == "edit":
             return blocks.edit_modal(order)
+        if name == "pack":
+            return blocks.pack_modal(order)
         if name == "reply":
             message = next((e for e in reversed(order.events) if e.type == "order.customer_message"), None)
             return blocks.reply_modal(order, (message.data or {}).get("text") if message else None)
@@ -354,6 +356,11 @@ class OrderlineSlack:
             if not text:
                 return "text", "Please write the reply."
             return {"text": text} if len(text) <= MAX_TEXT else ("text", f"At most {MAX_TEXT} characters.")
+        if name == "pack":
+            weight = (blocks.state_value(values, "weight_grams") or "").strip().replace(" ", "")
+            if not weight:
+                return {}
+            return {"weight_grams": int(weight)} if weight.isdigit() else ("weight_grams", "Whole grams, e.g. 1250.")
         if name == "ship":
             try:
                 rate = json.loads(blocks.state_value(values, "rate") or "")

@@ -253,7 +253,7 @@ def test_every_card_and_modal_stays_inside_block_kit_limits(runtime, client, aut
             rates, key=lambda r: (r.amount, r.delivery_days or 99)), labels, strict=False))
         assert json.loads(ship["blocks"][-1]["element"]["options"][0]["value"]).keys() == {"carrier", "service"}
         for view in (blocks.hold_modal(order), blocks.cancel_modal(order), blocks.edit_modal(order),
-                     blocks.reply_modal(order, "hej"), ship):
+                     blocks.reply_modal(order, "hej"), blocks.pack_modal(order), ship):
             View(**view).validate_json()
         alert_text, alert_blocks = blocks.alert_message(raise_alert(session, "k", "x", "y" * 4000, order_id=1))
         for block in alert_blocks:
@@ -326,3 +326,40 @@ def test_a_failing_job_kind_alerts_once_and_retry_runs_them_again(runtime, clien
         assert {row.status for row in session.execute(select(OutboxEvent).where(
             OutboxEvent.job == "buy_label_test")).scalars()} == {"done"}
     assert len(fake_slack.messages(OPS)) == 1 and "Resolved" in json.dumps(fake_slack.messages(OPS)[0]["blocks"])
+
+
+def test_pick_then_pack_with_the_scales_weight(runtime, client, auth, slack_shop, staff, fake_slack):
+    from app.models import Location, StockLevel
+    from tests.integrations.slack.conftest import JONAS, submission_payload, text_value
+
+    with runtime.db.session() as session:
+        location = Location(code="STHLM", name="Stockholm", country_code="SE")
+        session.add(location)
+        session.flush()
+        session.add_all([StockLevel(location_id=location.id, sku="TEE-BLK-M", on_hand=10, reserved=0),
+                         StockLevel(location_id=location.id, sku="CAP-01", on_hand=10, reserved=0)])
+    order_id = new_order(client, auth, slack_shop)
+    run_all_jobs(runtime)
+    post_signed(client, interaction_body(click_payload("approve", card_value(runtime, order_id), user=JONAS)))
+    run_all_jobs(runtime)
+    with runtime.db.session() as session:
+        assert session.get(Order, order_id).status == "allocated"
+    card = fake_slack.messages(CARDS)[0]
+    pick = next(e for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]
+                if e["action_id"] == "orderline:pick")
+    post_signed(client, interaction_body(click_payload("pick", pick["value"], user=JONAS)))
+    post_signed(client, interaction_body(click_payload("pack", card_value(runtime, order_id), user=JONAS)))
+    view = fake_slack.calls("views.open")[-1].args["view"]
+    bad = post_signed(client, interaction_body(submission_payload(
+        "pack", view["private_metadata"], {"weight_grams": text_value("1,2 kg")}, user=JONAS))).json
+    assert bad["errors"] == {"weight_grams": "Whole grams, e.g. 1250."}
+    ok = post_signed(client, interaction_body(submission_payload(
+        "pack", view["private_metadata"], {"weight_grams": text_value("1250")}, user=JONAS)))
+    assert ok.status_code == 200 and not ok.data
+    with runtime.db.session() as session:
+        order = session.get(Order, order_id)
+        assert (order.status, order.packed_weight_grams) == ("packed", 1250)
+    run_all_jobs(runtime)
+    card = fake_slack.messages(CARDS)[0]
+    assert "orderline:ship" in {e["action_id"] for b in card["blocks"] if b["type"] == "actions"
+                                for e in b["elements"]}
