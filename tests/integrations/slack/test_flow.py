@@ -311,3 +311,30 @@ def test_events_url_verification_is_answered(client, fake_slack):
     body = json.dumps({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge, "type": "url_verification"})
     response = client.post("/slack/events", data=body, headers=signed(body, content_type="application/json"))
     assert response.status_code == 200 and response.json == {"challenge": challenge}
+
+
+def test_a_lost_answer_is_looked_up_not_reposted(runtime, client, auth, slack_shop, staff, fake_slack, monkeypatch):
+    """chat.postMessage reached Slack but its answer never came back (a timeout): the retry finds the card."""
+    from app.models import OutboxEvent
+    from integrations.fakeserver import Fault
+    from integrations.slack import client as slack_client
+    from jobs import relay
+    from jobs import slack as slack_jobs
+
+    monkeypatch.setattr(slack_client, "TIMEOUT_SECONDS", 0.5)
+    slack_jobs._cached_client.cache_clear()
+    fake_slack.faults.add(Fault(hang_after=1.5, match="chat.postMessage"))
+    order_id = new_order(client, auth, slack_shop)
+    run_all_jobs(runtime)
+    assert len(fake_slack.messages(CARDS)) == 1  # Slack has it; we do not know
+    with runtime.db.session() as session:
+        row = session.execute(select(OutboxEvent).where(OutboxEvent.job == "slack_sync_card")).scalar_one()
+        assert row.status == "pending" and "no answer" in row.last_error
+        row.next_attempt_at = row.enqueued_at = None
+    relay.sweep(runtime)
+    run_all_jobs(runtime)
+    slack_jobs._cached_client.cache_clear()
+    assert len(fake_slack.messages(CARDS)) == 1
+    with runtime.db.session() as session:
+        card = session.execute(select(SlackMessage).where(SlackMessage.key == f"order:{order_id}")).scalar_one()
+        assert card.ts == fake_slack.messages(CARDS)[0]["ts"]
