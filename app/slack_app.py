@@ -9,6 +9,7 @@ timestamp more than five minutes off) are refused the same way, before anything 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -23,8 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import events, outbox
+from app.alerts import raise_alert
 from app.events import Happened
-from app.models import Order, OrderEvent, SlackMessage, SlackStaff
+from app.models import Alert, Order, OrderEvent, SlackMessage, SlackStaff
 from app.orders.types import Role
 from app.runtime import Runtime
 from app.runtime import current as current_runtime
@@ -64,8 +66,29 @@ def on_happened(session: Session, happened: Happened) -> None:
             if reason is not None:
                 outbox.add_job(session, outbox.JobName.SLACK_SYNC_CARD, order_id=order_id, reason=reason)
     if settings.slack_ops_channel:
-        for alert in happened.alerts:
+        alerts = list(happened.alerts) + _carrier_exception_alerts(session, happened.order_events)
+        for alert in dict.fromkeys(alerts):
             outbox.add_job(session, outbox.JobName.SLACK_POST_ALERT, alert_id=alert.id)
+
+
+def _carrier_exception_alerts(session: Session, entries: Sequence[OrderEvent]) -> list[Alert]:
+    """A carrier reporting a problem with a parcel is also an ops alert (one per shipment, with Open order)."""
+    raised: list[Alert] = []
+    for entry in entries:
+        data = entry.data or {}
+        if entry.type != "shipment.tracking" or data.get("status") != "exception":
+            continue
+        what = data.get("description") or "no details"
+        alert = raise_alert(session, "carrier_exception", f"shipment:{data.get('shipment_id')}",
+                            f"Carrier exception on order {entry.order.number}: {what}",
+                            order_id=entry.order_id, shipment_id=data.get("shipment_id"))
+        raised.append(alert)
+    if raised:
+        session.flush()
+        # Raised while this commit's listeners run: it is posted here, not heard again by a later commit.
+        pending = session.info.get(events.PENDING_KEY, [])
+        session.info[events.PENDING_KEY] = [item for item in pending if item not in raised]
+    return raised
 
 
 events.listen("slack", on_happened)

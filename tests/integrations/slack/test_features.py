@@ -363,3 +363,28 @@ def test_pick_then_pack_with_the_scales_weight(runtime, client, auth, slack_shop
     card = fake_slack.messages(CARDS)[0]
     assert "orderline:ship" in {e["action_id"] for b in card["blocks"] if b["type"] == "actions"
                                 for e in b["elements"]}
+
+
+def test_a_carrier_exception_gets_a_card_and_one_ops_alert(runtime, client, auth, slack_shop, staff, fake_slack):
+    from app.models import Shipment
+
+    with runtime.db.session() as session:
+        session.get(Shop, slack_shop).settings = {"slack_channel": CARDS, "auto_approve": True}
+    order_id = new_order(client, auth, slack_shop, number="EX1")
+    run_all_jobs(runtime)
+    assert fake_slack.messages(CARDS) == []  # approved automatically: nobody needs to look
+    for description in ("Address not found", "Address not found, returning to sender"):
+        with runtime.db.session() as session:
+            order = session.get(Order, order_id)
+            shipment = order.shipments[0] if order.shipments else Shipment(order=order, status="exception")
+            session.add(shipment)
+            session.flush()
+            record_event(session, order, Actor.system("PostNord"), "shipment.tracking", description,
+                         shipment_id=shipment.id, status="exception", description=description)
+    run_all_jobs(runtime)
+    assert len(fake_slack.messages(CARDS)) == 1
+    assert "Address not found" in json.dumps(fake_slack.messages(CARDS)[0]["blocks"])
+    alerts = fake_slack.messages(OPS)
+    assert len(alerts) == 1 and "Carrier exception on order EX1" in alerts[0]["text"]
+    assert "×2" in json.dumps(alerts[0]["blocks"], ensure_ascii=False)
+    assert "orderline:show" in json.dumps(alerts[0]["blocks"])
