@@ -119,6 +119,12 @@ def _register(app: Flask) -> None:
     app.register_blueprint(carrier_webhooks_bp)
     init_api(app)
 
+    # --- Slack: POST /slack/events and the card listener ---
+    from app.slack_app import init_slack
+
+    init_slack(app, app.extensions["orderline"])
+    # --- end Slack ---
+
     @app.errorhandler(OrderError)
     def order_error(error: OrderError) -> Response:
         return error_response(error.http_status, error.message, code=error.code, fields=error.fields)

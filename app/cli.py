@@ -584,5 +584,16 @@ def orders_retry(order_id: int) -> None:
     click.echo(f"order {order_id}: queued {', '.join(steps)}")
 
 
+# --- Slack: `orderline slack staff add|list|remove`, `orderline slack digest` ---
+def _add_slack_commands() -> None:
+    from app.slack_app import slack_cli
+
+    cli.add_command(slack_cli)
+
+
+_add_slack_commands()
+# --- end Slack ---
+
+
 def main() -> None:
     cli(prog_name="orderline")

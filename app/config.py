@@ -67,6 +67,12 @@ class Settings:
     tracking_poll_minutes: int = 720
     tracking_poll_near_minutes: int = 120
     # --- end carriers ---
+    # --- Slack (integrations/slack) ---
+    # The channel that hears alerts (failed jobs, missed webhooks, carrier exceptions) and the daily digests.
+    slack_ops_channel: str = ""
+    # More cards than this per channel per minute is a burst: informational cards fold into a summary card.
+    slack_burst_per_minute: int = 20
+    # --- end Slack ---
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,6 +118,10 @@ ENV_NAMES: dict[str, str] = {
     "slack_bot_token": "SLACK_BOT_TOKEN",
     "slack_signing_secret": "SLACK_SIGNING_SECRET",
     "slack_api_base_url": "SLACK_API_BASE_URL",
+    # --- Slack ---
+    "slack_ops_channel": "SLACK_OPS_CHANNEL",
+    "slack_burst_per_minute": "SLACK_BURST_PER_MINUTE",
+    # --- end Slack ---
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_from_number": "TWILIO_FROM_NUMBER",

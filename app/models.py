@@ -528,3 +528,53 @@ class TrackingEvent(Base):
 # Webhooks and polls find the parcel by carrier and tracking number.
 Index("ix_shipments_carrier_tracking", Shipment.carrier, Shipment.tracking_number)
 Index("ix_returns_carrier_tracking", Return.carrier, Return.tracking_number)
+# --- Slack (integrations/slack, jobs/slack.py) ----------------------------------------------------------
+
+
+class SlackMessage(Base):
+    """One message Orderline keeps in Slack: an order's card, an alert, a digest, a burst summary.
+
+    `key` names it ("order:42", "alert:7", "digest:3:2026-11-26", "summary:C1:2026-11-26T10"), so a retried job
+    finds the message instead of posting a second one. The row is claimed (`post_attempts`, `claimed_until`) and
+    committed before `chat.postMessage`; `ts` is stored once Slack answers."""
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_slack_messages_key"),
+        Index("ix_slack_messages_channel_ts", "channel", "ts"),
+        Index("ix_slack_messages_kind_created", "kind", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # card | alert | digest | summary
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[str | None] = mapped_column(String(32))
+    post_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Another job is posting this message until then: wait, do not post a second one.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Cards: the last timeline entry already told in the card's thread.
+    last_event_id: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SlackStaff(Base):
+    """A Slack user (U…) or user group (S…) and the role it acts with. A group's members are cached here by
+    `orderline slack staff add` (usergroups.users.list), so a button click needs no Slack call to find a role."""
+
+    __tablename__ = "slack_staff"
+    __table_args__ = (UniqueConstraint("slack_id", name="uq_slack_staff_slack_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slack_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))  # user | group
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | manager
+    name: Mapped[str | None] = mapped_column(String(255))
+    members: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- end Slack ------------------------------------------------------------------------------------------

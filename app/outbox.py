@@ -29,6 +29,11 @@ class JobName(StrEnum):
     POLL_SHIPMENT = "poll_shipment"
     RETURN_LABEL = "return_label"
     RETURN_REFUND = "return_refund"
+    # --- Slack (jobs/slack.py) ---
+    SLACK_SYNC_CARD = "slack_sync_card"
+    SLACK_POST_ALERT = "slack_post_alert"
+    SLACK_DIGEST = "slack_digest"
+    # --- end Slack ---
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

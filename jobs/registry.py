@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from app.outbox import JobName
 from jobs import fulfilment, orders, reconcile, shipping
 from jobs import returns as returns_jobs
+from jobs import slack as slack_jobs
 from jobs import tracking as tracking_jobs
 from jobs.context import JobContext
 from jobs.queues import QueueName
@@ -32,6 +33,11 @@ JOBS: dict[str, JobSpec] = {
     JobName.POLL_SHIPMENT: JobSpec(tracking_jobs.poll_shipment, QueueName.PROVIDERS),
     JobName.RETURN_LABEL: JobSpec(returns_jobs.buy_return_label, QueueName.PROVIDERS),
     JobName.RETURN_REFUND: JobSpec(returns_jobs.push_refund, QueueName.PROVIDERS),
+    # --- Slack ---
+    JobName.SLACK_SYNC_CARD: JobSpec(slack_jobs.sync_card, QueueName.NOTIFY),
+    JobName.SLACK_POST_ALERT: JobSpec(slack_jobs.post_alert, QueueName.NOTIFY),
+    JobName.SLACK_DIGEST: JobSpec(slack_jobs.send_digest, QueueName.BACKGROUND),
+    # --- end Slack ---
 }
 
 

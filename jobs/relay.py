@@ -26,6 +26,7 @@ from app.store import utcnow
 from jobs.ingest import wake_if_stuck as wake_ingest_if_stuck
 from jobs.reconcile import schedule_due as schedule_due_reconciliations
 from jobs.registry import spec_for
+from jobs.slack import schedule_digests as schedule_slack_digests
 from jobs.tracking import schedule_due_polls
 
 log = structlog.get_logger("orderline.relay")
@@ -280,6 +281,7 @@ class Sweeper(threading.Thread):
                         wake_ingest_if_stuck(self.runtime)
                         schedule_due_reconciliations(self.runtime)
                         schedule_due_polls(self.runtime)
+                        schedule_slack_digests(self.runtime)  # Slack: daily digests at each shop's morning time
             except RedisError as error:
                 log.warning("sweep.skipped", error=str(error))
             except Exception:

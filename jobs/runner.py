@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import runtime as runtime_module
+from app.alerts import raise_alert
 from app.models import OutboxEvent
 from app.requestctx import bind_request_id, clear_request_id
 from app.runtime import Runtime
@@ -88,6 +89,9 @@ def _after_failure(runtime: Runtime, outbox_id: int, attempt: int, error: Except
         else:
             row.status, row.finished_at = "failed", utcnow()
             log_.error("job.failed", error=message, retryable=retry)
+            # Staff hear of it (Slack's ops channel): one alert per job kind, counting repeats, not one per row.
+            raise_alert(session, "job_failed", row.job, f"Job {row.job} failed: {message[:300]}", job=row.job,
+                        outbox_id=row.id, order_id=(row.payload or {}).get("order_id"))
     if retry and not policy.gives_up_after(attempt):
         relay.schedule_retry(runtime, outbox_id)
         return "retry scheduled"
