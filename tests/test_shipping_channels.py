@@ -14,7 +14,13 @@ from app import create_app, shipping
 from app.config import Settings
 from app.models import Order, OrderEvent, Shipment, Shop
 from app.runtime import Runtime
+from app.failures import PermanentError
+from integrations.base import FulfilmentLine, FulfilmentPush
+from integrations.bigcommerce.client import BigCommerceClient
+from integrations.bigcommerce.fake import FakeBigCommerce, sample_order
 from integrations.shopify.fake import FakeShopify
+from integrations.woocommerce.client import WooCommerceClient
+from integrations.woocommerce.fake import FakeWooCommerce
 from tests.integrations.shopify.conftest import ACCESS_TOKEN, API_VERSION, SHOP_DOMAIN, fixture_json, shopify_headers
 from tests.test_outbox import run_all_jobs
 from tests.test_stock import add_location, import_csv
@@ -141,3 +147,48 @@ def test_shopify_refusing_the_fulfillment_stops_the_step_until_retried(
     _, [parcel], types = stored(runtime, str(order["id"]))
     assert parcel.pushed_at is not None and types[-1] == "shipment.pushed_to_channel"
     assert len(fake_shopify.fulfillments(order["id"])) == 1
+
+
+# --- WooCommerce and BigCommerce: the real clients against their fakes ------------------------------------
+
+
+def push_for(order_id: str, lines: tuple[FulfilmentLine, ...], *, tracking: str = "SBX0000000000000042",
+             completes: bool = True) -> FulfilmentPush:
+    return FulfilmentPush(order_external_id=order_id, lines=lines, tracking_company="Sandbox Post",
+                          tracking_number=tracking, tracking_url=f"https://sandbox.orderline.invalid/track/{tracking}",
+                          notify_customer=True, completes_order=completes)
+
+
+def test_woocommerce_gets_one_customer_note_and_completed_when_all_shipped() -> None:
+    with FakeWooCommerce() as fake:
+        fake.add_order({"id": 727, "status": "processing", "line_items": [{"id": 315, "sku": "TEE", "quantity": 2}]})
+        client = WooCommerceClient(fake.url, fake.consumer_key, fake.consumer_secret)
+        first = client.push_fulfilment(push_for("727", (FulfilmentLine("315", 1, "TEE"),), completes=False))
+        assert fake.orders[727]["status"] == "processing", "one parcel of two: not completed yet"
+        second = client.push_fulfilment(push_for("727", (FulfilmentLine("315", 1, "TEE"),), tracking="SBX2",
+                                                 completes=True))
+        assert fake.orders[727]["status"] == "completed"
+        again = client.push_fulfilment(push_for("727", (FulfilmentLine("315", 1, "TEE"),), tracking="SBX2"))
+        assert again == second != first
+        notes = fake.notes[727]
+        assert len(notes) == 2
+        assert notes[0]["customer_note"] is True
+        assert notes[0]["note"] == ("Shipped with Sandbox Post, tracking number SBX0000000000000042 "
+                                    "(https://sandbox.orderline.invalid/track/SBX0000000000000042): 1× TEE")
+
+
+def test_bigcommerce_gets_one_shipment_with_items_and_tracking() -> None:
+    with FakeBigCommerce() as fake:
+        order, products, addresses = sample_order(4242, lines=2)
+        fake.add_order(order, products, addresses)
+        client = BigCommerceClient(fake.store_hash, fake.access_token, base_url=fake.url)
+        lines = (FulfilmentLine(str(products[0]["id"]), 1), FulfilmentLine(str(products[1]["id"]), 2))
+        created = client.push_fulfilment(push_for("4242", lines))
+        assert client.push_fulfilment(push_for("4242", lines)) == created
+        [shipment] = fake.shipments["4242"]
+        assert shipment["tracking_number"] == "SBX0000000000000042"
+        assert shipment["order_address_id"] == addresses[0]["id"]
+        assert [(i["order_product_id"], i["quantity"]) for i in shipment["items"]] == [
+            (products[0]["id"], 1), (products[1]["id"], 2)]
+        with pytest.raises(PermanentError, match="greater than the quantity"):
+            client.push_fulfilment(push_for("4242", lines, tracking="SBX-second"))
