@@ -9,11 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from app import shipping
-from app.models import Alert, Order, OrderEvent, Shipment, Shop
+from app.models import Order, OrderEvent, Shipment, Shop
 from app.orders import actions
 from app.orders.types import Actor, Role
 from app.runtime import Runtime
-from integrations.carriers.easypost.fake import FakeEasyPost
 from tests.test_allocation import set_strategy
 from tests.test_outbox import run_all_jobs
 from tests.test_picking import act, ready

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app import create_app, shipping
 from app.config import Settings
+from app.failures import PermanentError
 from app.models import Order, OrderEvent, Shipment, Shop
 from app.runtime import Runtime
-from app.failures import PermanentError
 from integrations.base import FulfilmentLine, FulfilmentPush
 from integrations.bigcommerce.client import BigCommerceClient
 from integrations.bigcommerce.fake import FakeBigCommerce, sample_order

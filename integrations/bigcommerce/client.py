@@ -27,7 +27,7 @@ import requests
 
 from app.failures import PermanentError, TransientError
 from app.orders.types import NewOrder
-from integrations.base import FulfilmentPush, ChangedOrders, ShopAccess
+from integrations.base import ChangedOrders, FulfilmentPush, ShopAccess
 from integrations.bigcommerce import mapping
 from integrations.bigcommerce.webhooks import SECRET_HEADER
 

@@ -42,7 +42,7 @@ import structlog
 
 from app.failures import PermanentError, TransientError
 from app.orders.types import NewOrder
-from integrations.base import FulfilmentPush, ChangedOrders, PayloadError, ShopAccess
+from integrations.base import ChangedOrders, FulfilmentPush, PayloadError, ShopAccess
 from integrations.woocommerce import oauth
 from integrations.woocommerce.mapping import parse_order
 
