@@ -124,6 +124,11 @@ def test_auto_label_off_waits_for_staff_to_choose_a_rate(client: Any, auth: Any,
         rates = shipping.quote_rates(session, order_id)
     assert [r.service for r in rates][:2] == ["Economy", "Standard"]
     assert rates == sorted(rates, key=lambda r: r.amount)
+    listed = client.get(f"/api/v1/orders/{order_id}/rates", headers=auth("viewer"))
+    assert listed.status_code == 200
+    assert [(r["carrier"], r["service"], r["amount"]) for r in listed.json] == [
+        (r.carrier, r.service, str(r.amount)) for r in rates]
+    assert client.get("/api/v1/orders/999999/rates", headers=auth("viewer")).status_code == 404
 
     answer = act(client, auth, order_id, "ship", carrier="Sandbox Express", service="Express")
     assert answer.status_code == 200, answer.json

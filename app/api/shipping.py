@@ -14,6 +14,7 @@ from app import catalogue, shipping
 from app.api import db
 from app.api.auth import require
 from app.api.errors import Error, JsonParser, error_response
+from app.failures import PermanentError, TransientError
 from app.orders.types import Role
 
 blp = Blueprint("shipping", __name__, url_prefix="/api/v1", description="Carrier rates and resuming stopped steps")
@@ -39,11 +40,19 @@ class OrderRates(MethodView):
     @require(Role.VIEWER)
     @blp.response(200, RateOut(many=True))
     @blp.alt_response(404, schema=Error, description="no such order")
+    @blp.alt_response(422, schema=Error, description="the order cannot be rated (no shipping address, nothing to ship)")
+    @blp.alt_response(503, schema=Error, description="the carrier did not answer")
     def get(self, order_id: int) -> Any:
         """The rates the shop's carrier quotes for the order as one parcel, cheapest first (for "Ship with…";
         pass the chosen carrier and service to the `ship` action)."""
-        with db().session() as session:
-            return shipping.quote_rates(session, order_id)
+        try:
+            with db().session() as session:
+                return shipping.quote_rates(session, order_id)
+        except PermanentError as error:  # the order cannot be rated as it is (no address), or the carrier refused
+            return error_response(422, str(error), code="cannot_rate")
+        except TransientError as error:
+            return error_response(503, f"the carrier did not answer; try again shortly ({error})",
+                                  headers={"Retry-After": str(int(error.retry_after or 5))})
 
 
 @blp.route("/orders/<id:order_id>/retry")
