@@ -4,14 +4,12 @@ API, from a signed webhook to a fulfillment carrying our tracking; pushing twice
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from app import create_app, shipping
-from app.config import Settings
+from app import shipping
 from app.failures import PermanentError
 from app.models import Order, OrderEvent, Shipment, Shop
 from app.runtime import Runtime
@@ -21,25 +19,14 @@ from integrations.bigcommerce.fake import FakeBigCommerce, sample_order
 from integrations.shopify.fake import FakeShopify
 from integrations.woocommerce.client import WooCommerceClient
 from integrations.woocommerce.fake import FakeWooCommerce
-from tests.integrations.shopify.conftest import ACCESS_TOKEN, API_VERSION, SHOP_DOMAIN, fixture_json, shopify_headers
+from tests.integrations.shopify.conftest import ACCESS_TOKEN, SHOP_DOMAIN, fixture_json, shopify_headers
+from tests.integrations.shopify.conftest import app as shopify_app
+from tests.integrations.shopify.conftest import fake_shopify as shopify_fake
 from tests.test_outbox import run_all_jobs
 from tests.test_stock import add_location, import_csv
 
-
-@pytest.fixture
-def fake_shopify() -> Iterator[FakeShopify]:
-    with FakeShopify(access_token=ACCESS_TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-def app(settings: Settings, fake_shopify: FakeShopify) -> Iterator[Any]:
-    app = create_app(settings.with_overrides(shopify_api_base_url=fake_shopify.url, shopify_api_version=API_VERSION))
-    app.config["TESTING"] = True
-    yield app
-    runtime = app.extensions["orderline"]
-    runtime.redis.flushdb()
-    runtime.db.dispose()
+# The Shopify harness's fixtures: the fake Admin API, and the app pointed at it.
+app, fake_shopify = shopify_app, shopify_fake
 
 
 def add_shop(runtime: Runtime, **settings: Any) -> int:
