@@ -384,10 +384,17 @@ def push_fulfilment(runtime: Runtime, session: Session, shipment_id: int) -> str
     from integrations.base import FulfilmentLine, FulfilmentPush, FulfilmentPusher
     from jobs.ingest import client_for
 
+    order_id = session.execute(select(Shipment.order_id).where(Shipment.id == shipment_id)).scalar()
+    if order_id is None:
+        return "no such shipment"
+    # The order row first: pushes of one order's parcels take turns, so the last one knows it completes it.
+    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
+                            .execution_options(populate_existing=True)).scalar_one()
+    session.execute(select(Shipment).where(Shipment.order_id == order_id)
+                    .execution_options(populate_existing=True)).scalars().all()
     shipment = _locked_shipment(session, shipment_id)
     if shipment is None or shipment.status != ShipmentStatus.PURCHASED or shipment.pushed_at is not None:
         return "nothing to do"
-    order = shipment.order
     if order.channel in NO_PUSH_CHANNELS:
         return "no channel to tell"
     lines = {line.id: line for line in order.line_items}

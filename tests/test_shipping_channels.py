@@ -179,3 +179,22 @@ def test_bigcommerce_gets_one_shipment_with_items_and_tracking() -> None:
             (products[0]["id"], 1), (products[1]["id"], 2)]
         with pytest.raises(PermanentError, match="greater than the quantity"):
             client.push_fulfilment(push_for("4242", lines, tracking="SBX-second"))
+
+
+def test_a_split_order_makes_one_shopify_fulfillment_per_parcel_with_partial_quantities(
+        client: Any, runtime: Runtime, fake_shopify: FakeShopify) -> None:
+    add_location(runtime, "ATX", "US", priority=10)
+    add_location(runtime, "NJ", "US", priority=20)
+    import_csv(runtime, "location,sku,on_hand\nATX,sku-hosted-1,1\nNJ,sku-hosted-1,5\n")
+    add_shop(runtime, allocation="split")
+    order = shopify_order(quantity=3)
+    deliver_order(client, fake_shopify, order)
+    run_all_jobs(runtime)
+
+    stored_order, parcels, types = stored(runtime, str(order["id"]))
+    assert stored_order.status == "shipped"
+    assert sorted(sum((p.items or {}).values()) for p in parcels) == [1, 2]
+    assert types.count("order.shipped") == 2 and types.count("shipment.pushed_to_channel") == 2
+    fulfillments = fake_shopify.fulfillments(order["id"])
+    assert sorted(f["line_items"][0]["quantity"] for f in fulfillments) == [1, 2]
+    assert {f["tracking_number"] for f in fulfillments} == {p.tracking_number for p in parcels}
