@@ -595,5 +595,32 @@ _add_slack_commands()
 # --- end Slack ---
 
 
+@cli.group("catalogue")
+def catalogue_group() -> None:
+    """The product catalogue: weights, sizes and customs data per shop and SKU."""
+
+
+@catalogue_group.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--shop", "shop_id", type=int, required=True, help="The shop whose catalogue it is.")
+def catalogue_import(file: Any, shop_id: int) -> None:
+    """Create or update products from a CSV FILE (sku and any of weight_grams, length_cm, width_cm,
+    height_cm, hs_code, origin_country, tags; `-` reads standard input). All rows or none."""
+    from app import catalogue
+    from app.orders.errors import OrderError
+    from app.stock import StockImportError
+
+    try:
+        with _runtime().db.session() as session:
+            result = catalogue.import_products(session, shop_id, file.read())
+    except StockImportError as error:
+        lines = "\n".join(f"  {problem}" for problem in error.problems)
+        raise click.ClickException(f"nothing was imported; the file has problems:\n{lines}") from None
+    except OrderError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"{result.rows} row(s): {result.created} created, {result.updated} updated, "
+               f"{result.unchanged} unchanged")
+
+
 def main() -> None:
     cli(prog_name="orderline")

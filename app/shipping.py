@@ -29,7 +29,7 @@ from typing import Any, cast
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import alerts, events, outbox, stock
+from app import alerts, catalogue, events, outbox, stock
 from app.failures import PermanentError
 from app.models import Alert, Location, Order, Product, Shipment, Shop
 from app.orders import actions
@@ -123,11 +123,7 @@ def plan_shipments(session: Session, order: Order) -> list[PlannedShipment]:
 
 
 def products_of(session: Session, shop_id: int, skus: Sequence[str | None]) -> dict[str, Product]:
-    wanted = sorted({sku for sku in skus if sku})
-    if not wanted:
-        return {}
-    rows = session.execute(select(Product).where(Product.shop_id == shop_id, Product.sku.in_(wanted))).scalars()
-    return {row.sku: row for row in rows}
+    return {product.sku: product for product in catalogue.products(session, shop_id, skus)}
 
 
 def parcel_for(session: Session, order: Order, shipment: Shipment, *, only_parcel: bool) -> Parcel:
@@ -328,6 +324,7 @@ def buy_label(runtime: Runtime, session: Session, shipment_id: int) -> str:
     found = label is not None
     if label is None:
         request = shipment_request(session, order, shipment, shipment.reference)
+        shipment.weight_grams = request.total_weight_grams
         rates = client.rates(request)
         rate = pick_rate(rates, order.shop, request.service_level, carrier=shipment.requested_carrier,
                          service=shipment.requested_service)
@@ -387,10 +384,17 @@ def push_fulfilment(runtime: Runtime, session: Session, shipment_id: int) -> str
     from integrations.base import FulfilmentLine, FulfilmentPush, FulfilmentPusher
     from jobs.ingest import client_for
 
+    order_id = session.execute(select(Shipment.order_id).where(Shipment.id == shipment_id)).scalar()
+    if order_id is None:
+        return "no such shipment"
+    # The order row first: pushes of one order's parcels take turns, so the last one knows it completes it.
+    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
+                            .execution_options(populate_existing=True)).scalar_one()
+    session.execute(select(Shipment).where(Shipment.order_id == order_id)
+                    .execution_options(populate_existing=True)).scalars().all()
     shipment = _locked_shipment(session, shipment_id)
     if shipment is None or shipment.status != ShipmentStatus.PURCHASED or shipment.pushed_at is not None:
         return "nothing to do"
-    order = shipment.order
     if order.channel in NO_PUSH_CHANNELS:
         return "no channel to tell"
     lines = {line.id: line for line in order.line_items}

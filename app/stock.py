@@ -25,10 +25,10 @@ import io
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from sqlalchemy import and_, exists, func, or_, select
@@ -49,6 +49,7 @@ MAX_SKU = 128
 MAX_BIN = 64
 MAX_IMPORT_ROWS = 100_000
 MAX_REPORTED_PROBLEMS = 50
+RowT = TypeVar("RowT")
 CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9._-]{0,31}")
 
 
@@ -102,13 +103,13 @@ class StockImportError(StockError):
 
     code = "invalid_stock_file"
 
-    def __init__(self, problems: Sequence[RowProblem], *, truncated: bool = False) -> None:
+    def __init__(self, problems: Sequence[RowProblem], *, truncated: bool = False, what: str = "stock file") -> None:
         self.problems = list(problems)
         self.truncated = truncated
         head = "; ".join(str(p) for p in self.problems[:5])
         more = len(self.problems) - 5
         count = f"{len(self.problems)}{'+' if truncated else ''}"
-        message = (f"the stock file has {count} problem(s), nothing was imported: {head}"
+        message = (f"the {what} has {count} problem(s), nothing was imported: {head}"
                    + (f"; and {more} more" if more > 0 else "") + (" (stopped counting)" if truncated else ""))
         fields: dict[str, Any] = {}
         for problem in self.problems:
@@ -136,9 +137,10 @@ class StockRow:
 
 
 class _Problems:
-    def __init__(self) -> None:
+    def __init__(self, what: str = "stock file") -> None:
         self.items: list[RowProblem] = []
         self.truncated = False
+        self.what = what
 
     def add(self, row: int, column: str | None, message: str) -> None:
         if len(self.items) >= MAX_REPORTED_PROBLEMS:
@@ -148,7 +150,7 @@ class _Problems:
 
     def raise_if_any(self) -> None:
         if self.items:
-            raise StockImportError(self.items, truncated=self.truncated)
+            raise StockImportError(self.items, truncated=self.truncated, what=self.what)
 
 
 def _text_of(data: str | bytes) -> str:
@@ -194,13 +196,31 @@ def parse_csv(data: str | bytes) -> list[StockRow]:
     return rows
 
 
-def _parse(data: str | bytes) -> tuple[list[StockRow], _Problems]:
+@dataclass(frozen=True)
+class TableSpec(Generic[RowT]):
+    """What a CSV import reads: its columns, and how one row's cells become a value (the product catalogue
+    reads its file with the same rules and messages as stock files)."""
+
+    what: str  # "stock file"
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    optional_note: str  # "(bin is optional)"
+    # (file line, cells by column name, problems) → the row, or None when it has problems (added to problems)
+    read_row: Callable[[int, dict[str, str], _Problems], RowT | None]
+    # A row's identity within the file, and how a repeat of it is described.
+    key: Callable[[RowT], tuple[str, ...]]
+    describe_key: Callable[[RowT], str]
+    unique_as: str  # "location and SKU"
+
+
+def read_table(data: str | bytes, spec: TableSpec[RowT]) -> tuple[list[RowT], _Problems]:
+    """Every row of a CSV file with a header row; each problem named by row (the file's line) and column."""
     text = _text_of(data)
-    problems = _Problems()
+    problems = _Problems(spec.what)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text), strict=True)
     header: list[str] | None = None
-    rows: list[StockRow] = []
-    seen: dict[tuple[str, str], int] = {}
+    rows: list[RowT] = []
+    seen: dict[tuple[str, ...], int] = {}
     while True:
         start = reader.line_num + 1
         try:
@@ -213,48 +233,53 @@ def _parse(data: str | bytes) -> tuple[list[StockRow], _Problems]:
         if not any(cell.strip() for cell in cells):
             continue  # blank lines (and a line of empty cells) are skipped
         if header is None:
-            header = _read_header(start, cells, problems)
+            header = _read_header(start, cells, problems, spec)
             if header is None:
                 break
             continue
         if len(rows) >= MAX_IMPORT_ROWS:
             problems.add(start, None, f"the file has more than {MAX_IMPORT_ROWS} rows; split it into smaller files")
             break
-        row = _read_row(start, header, cells, problems)
+        values = _row_values(start, header, cells, problems)
+        row = spec.read_row(start, values, problems) if values is not None else None
         if row is not None:
-            key = (row.location, row.sku)
+            key = spec.key(row)
             if key in seen:
-                problems.add(start, None, f"repeats row {seen[key]} (location {row.location}, SKU {row.sku}); "
-                                          f"each location and SKU may appear once")
+                problems.add(start, None, f"repeats row {seen[key]} ({spec.describe_key(row)}); "
+                                          f"each {spec.unique_as} may appear once")
             else:
                 seen[key] = start
                 rows.append(row)
     if header is None and not problems.items:
-        problems.add(1, None, "the file is empty; it needs a header row: " + ",".join(COLUMNS))
+        problems.add(1, None, "the file is empty; it needs a header row: " + ",".join(spec.columns))
     return rows, problems
 
 
-def _read_header(row: int, cells: list[str], problems: _Problems) -> list[str] | None:
+def _parse(data: str | bytes) -> tuple[list[StockRow], _Problems]:
+    return read_table(data, STOCK_FILE)
+
+
+def _read_header(row: int, cells: list[str], problems: _Problems, spec: TableSpec[Any]) -> list[str] | None:
     names = [cell.strip().lower() for cell in cells]
     ok = True
     for index, name in enumerate(names):
-        if name not in COLUMNS:
+        if name not in spec.columns:
             problems.add(row, name or f"#{index + 1}",
-                         f"unknown column '{cells[index].strip()}'; the columns are {', '.join(COLUMNS)} "
-                         f"(bin is optional)")
+                         f"unknown column '{cells[index].strip()}'; the columns are {', '.join(spec.columns)} "
+                         f"{spec.optional_note}")
             ok = False
         elif names.index(name) != index:
             problems.add(row, name, "is named twice")
             ok = False
-    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    missing = [name for name in spec.required if name not in names]
     if missing:
         problems.add(row, None, f"the header lacks the column(s) {', '.join(missing)}; "
-                                f"the first row must name the columns {', '.join(COLUMNS)} (bin is optional)")
+                                f"the first row must name the columns {', '.join(spec.columns)} {spec.optional_note}")
         ok = False
     return names if ok else None
 
 
-def _read_row(row: int, header: list[str], cells: list[str], problems: _Problems) -> StockRow | None:
+def _row_values(row: int, header: list[str], cells: list[str], problems: _Problems) -> dict[str, str] | None:
     if len(cells) > len(header) and not any(cell.strip() for cell in cells[len(header):]):
         cells = cells[:len(header)]  # trailing empty cells, as spreadsheets write them
     if len(cells) != len(header):
@@ -266,25 +291,41 @@ def _read_row(row: int, header: list[str], cells: list[str], problems: _Problems
         problem = _cell_problem(value)
         if problem:
             problems.add(row, name, problem)
-    if len(problems.items) > before:
-        return None
+    return values if len(problems.items) == before else None
+
+
+def _read_row(row: int, values: dict[str, str], problems: _Problems) -> StockRow | None:
+    before = len(problems.items)
     location = normalize_code(values["location"])
     if not location:
         problems.add(row, "location", "is empty; give the location's code")
     elif not CODE_PATTERN.fullmatch(location):
         problems.add(row, "location", f"'{values['location']}' is not a location code")
-    sku = values["sku"]
-    if not sku:
-        problems.add(row, "sku", "is empty")
-    elif len(sku) > MAX_SKU:
-        problems.add(row, "sku", f"is {len(sku)} characters long; at most {MAX_SKU}")
+    sku = sku_problem(row, values["sku"], problems)
     on_hand = _whole_number(row, values["on_hand"], problems)
     bin_ = values.get("bin") or None
     if bin_ is not None and len(bin_) > MAX_BIN:
         problems.add(row, "bin", f"is {len(bin_)} characters long; at most {MAX_BIN}")
-    if len(problems.items) > before or on_hand is None:
+    if len(problems.items) > before or on_hand is None or sku is None:
         return None
     return StockRow(row, location, sku, on_hand, bin_)
+
+
+def sku_problem(row: int, value: str, problems: _Problems) -> str | None:
+    """The SKU cell, or None (with the problem added) when it is empty or too long."""
+    if not value:
+        problems.add(row, "sku", "is empty")
+        return None
+    if len(value) > MAX_SKU:
+        problems.add(row, "sku", f"is {len(value)} characters long; at most {MAX_SKU}")
+        return None
+    return value
+
+
+STOCK_FILE: TableSpec[StockRow] = TableSpec(
+    what="stock file", columns=COLUMNS, required=REQUIRED_COLUMNS, optional_note="(bin is optional)",
+    read_row=_read_row, key=lambda r: (r.location, r.sku),
+    describe_key=lambda r: f"location {r.location}, SKU {r.sku}", unique_as="location and SKU")
 
 
 def _whole_number(row: int, value: str, problems: _Problems) -> int | None:

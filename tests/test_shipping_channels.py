@@ -4,36 +4,29 @@ API, from a signed webhook to a fulfillment carrying our tracking; pushing twice
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from app import create_app, shipping
-from app.config import Settings
+from app import shipping
+from app.failures import PermanentError
 from app.models import Order, OrderEvent, Shipment, Shop
 from app.runtime import Runtime
+from integrations.base import FulfilmentLine, FulfilmentPush
+from integrations.bigcommerce.client import BigCommerceClient
+from integrations.bigcommerce.fake import FakeBigCommerce, sample_order
 from integrations.shopify.fake import FakeShopify
-from tests.integrations.shopify.conftest import ACCESS_TOKEN, API_VERSION, SHOP_DOMAIN, fixture_json, shopify_headers
+from integrations.woocommerce.client import WooCommerceClient
+from integrations.woocommerce.fake import FakeWooCommerce
+from tests.integrations.shopify.conftest import ACCESS_TOKEN, SHOP_DOMAIN, fixture_json, shopify_headers
+from tests.integrations.shopify.conftest import app as shopify_app
+from tests.integrations.shopify.conftest import fake_shopify as shopify_fake
 from tests.test_outbox import run_all_jobs
 from tests.test_stock import add_location, import_csv
 
-
-@pytest.fixture
-def fake_shopify() -> Iterator[FakeShopify]:
-    with FakeShopify(access_token=ACCESS_TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-def app(settings: Settings, fake_shopify: FakeShopify) -> Iterator[Any]:
-    app = create_app(settings.with_overrides(shopify_api_base_url=fake_shopify.url, shopify_api_version=API_VERSION))
-    app.config["TESTING"] = True
-    yield app
-    runtime = app.extensions["orderline"]
-    runtime.redis.flushdb()
-    runtime.db.dispose()
+# The Shopify harness's fixtures: the fake Admin API, and the app pointed at it.
+app, fake_shopify = shopify_app, shopify_fake
 
 
 def add_shop(runtime: Runtime, **settings: Any) -> int:
@@ -141,3 +134,67 @@ def test_shopify_refusing_the_fulfillment_stops_the_step_until_retried(
     _, [parcel], types = stored(runtime, str(order["id"]))
     assert parcel.pushed_at is not None and types[-1] == "shipment.pushed_to_channel"
     assert len(fake_shopify.fulfillments(order["id"])) == 1
+
+
+# --- WooCommerce and BigCommerce: the real clients against their fakes ------------------------------------
+
+
+def push_for(order_id: str, lines: tuple[FulfilmentLine, ...], *, tracking: str = "SBX0000000000000042",
+             completes: bool = True) -> FulfilmentPush:
+    return FulfilmentPush(order_external_id=order_id, lines=lines, tracking_company="Sandbox Post",
+                          tracking_number=tracking, tracking_url=f"https://sandbox.orderline.invalid/track/{tracking}",
+                          notify_customer=True, completes_order=completes)
+
+
+def test_woocommerce_gets_one_customer_note_and_completed_when_all_shipped() -> None:
+    with FakeWooCommerce() as fake:
+        fake.add_order({"id": 727, "status": "processing", "line_items": [{"id": 315, "sku": "TEE", "quantity": 2}]})
+        client = WooCommerceClient(fake.url, fake.consumer_key, fake.consumer_secret)
+        first = client.push_fulfilment(push_for("727", (FulfilmentLine("315", 1, "TEE"),), completes=False))
+        assert fake.orders[727]["status"] == "processing", "one parcel of two: not completed yet"
+        second = client.push_fulfilment(push_for("727", (FulfilmentLine("315", 1, "TEE"),), tracking="SBX2",
+                                                 completes=True))
+        assert fake.orders[727]["status"] == "completed"
+        again = client.push_fulfilment(push_for("727", (FulfilmentLine("315", 1, "TEE"),), tracking="SBX2"))
+        assert again == second != first
+        notes = fake.notes[727]
+        assert len(notes) == 2
+        assert notes[0]["customer_note"] is True
+        assert notes[0]["note"] == ("Shipped with Sandbox Post, tracking number SBX0000000000000042 "
+                                    "(https://sandbox.orderline.invalid/track/SBX0000000000000042): 1× TEE")
+
+
+def test_bigcommerce_gets_one_shipment_with_items_and_tracking() -> None:
+    with FakeBigCommerce() as fake:
+        order, products, addresses = sample_order(4242, lines=2)
+        fake.add_order(order, products, addresses)
+        client = BigCommerceClient(fake.store_hash, fake.access_token, base_url=fake.url)
+        lines = (FulfilmentLine(str(products[0]["id"]), 1), FulfilmentLine(str(products[1]["id"]), 2))
+        created = client.push_fulfilment(push_for("4242", lines))
+        assert client.push_fulfilment(push_for("4242", lines)) == created
+        [shipment] = fake.shipments["4242"]
+        assert shipment["tracking_number"] == "SBX0000000000000042"
+        assert shipment["order_address_id"] == addresses[0]["id"]
+        assert [(i["order_product_id"], i["quantity"]) for i in shipment["items"]] == [
+            (products[0]["id"], 1), (products[1]["id"], 2)]
+        with pytest.raises(PermanentError, match="greater than the quantity"):
+            client.push_fulfilment(push_for("4242", lines, tracking="SBX-second"))
+
+
+def test_a_split_order_makes_one_shopify_fulfillment_per_parcel_with_partial_quantities(
+        client: Any, runtime: Runtime, fake_shopify: FakeShopify) -> None:
+    add_location(runtime, "ATX", "US", priority=10)
+    add_location(runtime, "NJ", "US", priority=20)
+    import_csv(runtime, "location,sku,on_hand\nATX,sku-hosted-1,1\nNJ,sku-hosted-1,5\n")
+    add_shop(runtime, allocation="split")
+    order = shopify_order(quantity=3)
+    deliver_order(client, fake_shopify, order)
+    run_all_jobs(runtime)
+
+    stored_order, parcels, types = stored(runtime, str(order["id"]))
+    assert stored_order.status == "shipped"
+    assert sorted(sum((p.items or {}).values()) for p in parcels) == [1, 2]
+    assert types.count("order.shipped") == 2 and types.count("shipment.pushed_to_channel") == 2
+    fulfillments = fake_shopify.fulfillments(order["id"])
+    assert sorted(f["line_items"][0]["quantity"] for f in fulfillments) == [1, 2]
+    assert {f["tracking_number"] for f in fulfillments} == {p.tracking_number for p in parcels}

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,13 @@ from jobs import relay
 from jobs.runner import run_outbox
 from tests.helpers_redis import PrivateRedis
 from tests.integrations.shopify.conftest import ACCESS_TOKEN, API_VERSION, SHOP_DOMAIN, shopify_headers
+from tests.test_outbox import private_redis as outbox_private_redis
 from tests.test_outbox import run_all_jobs, wait_for
 from tests.test_shipping_channels import shopify_order
 from tests.test_stock import add_location, import_csv, orderline
 
 ROOT = Path(__file__).resolve().parents[1]
+private_redis = outbox_private_redis  # the outbox tests' private redis-server fixture
 EASYPOST_KEY = "EZTKshippingtest"
 
 
@@ -49,14 +50,6 @@ def easypost() -> Iterator[FakeEasyPost]:
 def shopify() -> Iterator[FakeShopify]:
     with FakeShopify(access_token=ACCESS_TOKEN) as fake:
         yield fake
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path / "private-redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

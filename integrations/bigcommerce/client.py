@@ -27,7 +27,7 @@ import requests
 
 from app.failures import PermanentError, TransientError
 from app.orders.types import NewOrder
-from integrations.base import ChangedOrders, PushedRefund, RefundRequest, ShopAccess
+from integrations.base import ChangedOrders, FulfilmentPush, PushedRefund, RefundRequest, ShopAccess
 from integrations.bigcommerce import mapping
 from integrations.bigcommerce.webhooks import SECRET_HEADER
 
@@ -212,6 +212,30 @@ class BigCommerceClient:
         if not isinstance(data, dict) or data.get("id") is None:
             raise PermanentError(f"BigCommerce refund of order {request.order_external_id}: no refund in the answer")
         return PushedRefund(str(data["id"]), str(data.get("total_amount") or request.amount))
+
+
+    # --- fulfilments (shipping helper) ------------------------------------------------------------------
+
+    def push_fulfilment(self, push: FulfilmentPush) -> str:
+        """POST /v2/orders/{id}/shipments with the parcel's items and tracking, to the order's first
+        shipping address; a shipment already carrying the tracking number is reused. Returns its id."""
+        order_id = push.order_external_id
+        for shipment in self._v2_list(f"/orders/{order_id}/shipments"):
+            if str(shipment.get("tracking_number")) == push.tracking_number:
+                return str(shipment["id"])
+        addresses = self._v2_list(f"/orders/{order_id}/shipping_addresses")
+        if not addresses:
+            raise PermanentError(f"BigCommerce order {order_id} has no shipping address to ship to")
+        body = {"order_address_id": addresses[0]["id"], "tracking_number": push.tracking_number,
+                "tracking_carrier": "", "shipping_provider": "", "comments": f"Shipped with {push.tracking_company}",
+                "items": [{"order_product_id": int(line.external_id), "quantity": line.quantity}
+                          for line in push.lines]}
+        if push.tracking_url:
+            body["tracking_link"] = push.tracking_url
+        created = self._call("POST", f"{self.v2_url}/orders/{order_id}/shipments", body=body)
+        if not isinstance(created, dict) or "id" not in created:
+            raise TransientError(f"BigCommerce POST /orders/{order_id}/shipments: no shipment in the answer")
+        return str(created["id"])
 
 
 def make_client(access: ShopAccess) -> BigCommerceClient:

@@ -135,6 +135,7 @@ class FakeBigCommerce(LoopbackServer[RecordedRequest]):
         self.store_hash = store_hash
         self.access_token = access_token
         self.hooks: list[Json] = []
+        self.shipments: dict[str, list[Json]] = {}  # order id → shipments (shipping helper)
         self._orders: dict[str, _StoredOrder] = {}
         self._faults = Faults()
 
@@ -259,6 +260,8 @@ class FakeBigCommerce(LoopbackServer[RecordedRequest]):
 
     def _route(self, method: str, version: str, rest: str, query: Mapping[str, str], body: bytes) -> Reply:
         segments = [s for s in rest.split("/") if s]
+        if version == "v2" and segments[:1] == ["orders"] and segments[2:3] == ["shipments"]:
+            return self._v2_shipments(method, segments[1], query, body)  # shipping helper
         if version == "v2" and method == "GET" and segments[:1] == ["orders"]:
             return self._v2_orders(segments[1:], query)
         if version == "v3" and segments[:1] == ["hooks"]:
@@ -331,6 +334,43 @@ class FakeBigCommerce(LoopbackServer[RecordedRequest]):
         if segments[1:] in (["shipping_addresses"], ["shippingaddresses"]):
             return _v2_list(stored.shipping_addresses, query)
         return _error("v2", 404, "The requested resource was not found.")
+
+    def _v2_shipments(self, method: str, order_id: str, query: Mapping[str, str], body: bytes) -> Reply:
+        """GET/POST /v2/orders/{id}/shipments (shipping helper): items checked against what is left to ship."""
+        with self._lock:
+            stored = self._orders.get(order_id)
+            if stored is None:
+                return _error("v2", 404, "The requested resource was not found.")
+            shipments = self.shipments.setdefault(order_id, [])
+            if method == "GET":
+                return _v2_list(copy.deepcopy(shipments), query)
+            if method != "POST":
+                return _error("v2", 405, "Method not allowed")
+            request = json.loads(body or b"{}")
+            addresses = {a.get("id") for a in stored.shipping_addresses}
+            if request.get("order_address_id") not in addresses:
+                return _error("v2", 400, "The field 'order_address_id' is invalid.")
+            shipped: dict[int, int] = {}
+            for shipment in shipments:
+                for item in shipment["items"]:
+                    shipped[item["order_product_id"]] = shipped.get(item["order_product_id"], 0) + item["quantity"]
+            ordered = {int(p["id"]): int(p.get("quantity") or 0) for p in stored.products}
+            items = request.get("items") or []
+            for item in items:
+                product, quantity = int(item.get("order_product_id") or 0), int(item.get("quantity") or 0)
+                if product not in ordered or quantity <= 0 or shipped.get(product, 0) + quantity > ordered[product]:
+                    return _error("v2", 400, f"The quantity specified is greater than the quantity of the product "
+                                              f"that is available to ship ({product}).")
+            shipment = {"id": 1 + sum(len(s) for s in self.shipments.values()), "order_id": int(order_id),
+                        "order_address_id": request["order_address_id"],
+                        "date_created": rfc2822(datetime.now(UTC)),
+                        "tracking_number": request.get("tracking_number", ""),
+                        "tracking_carrier": request.get("tracking_carrier", ""),
+                        "tracking_link": request.get("tracking_link", ""), "comments": request.get("comments", ""),
+                        "items": [{"order_product_id": int(i["order_product_id"]), "product_id": 0,
+                                   "quantity": int(i["quantity"])} for i in items]}
+            shipments.append(shipment)
+            return 201, {}, copy.deepcopy(shipment)
 
     def _v3_hooks(self, method: str, body: bytes) -> Reply:
         if method == "GET":

@@ -605,7 +605,9 @@ def _user_error(field_name: str, message: str) -> JSON:
     def fulfillments(self, order_id: str | int) -> list[JSON]:
         """The order's fulfillments, as REST JSON (line_items with quantities, tracking, notify_customer)."""
         with self._lock:
-            return json.loads(json.dumps((self._orders.get(str(order_id)) or {}).get("fulfillments") or []))
+            stored = (self._orders.get(str(order_id)) or {}).get("fulfillments") or []
+            found: list[JSON] = json.loads(json.dumps(stored))
+            return found
 
     def _create_fulfillment(self, arguments: Mapping[str, Any]) -> Any:
         """fulfillmentCreate: every fulfillment order line must be open with enough remaining quantity;

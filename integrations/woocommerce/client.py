@@ -42,7 +42,7 @@ import structlog
 
 from app.failures import PermanentError, TransientError
 from app.orders.types import NewOrder
-from integrations.base import ChangedOrders, PayloadError, PushedRefund, RefundRequest, ShopAccess
+from integrations.base import ChangedOrders, FulfilmentPush, PayloadError, PushedRefund, RefundRequest, ShopAccess
 from integrations.woocommerce import oauth
 from integrations.woocommerce.mapping import parse_order
 
@@ -274,6 +274,30 @@ def _order_id(external_id: str) -> str:
     if not external_id.isdigit():
         raise PermanentError(f"{external_id!r} is not a WooCommerce order id")
     return external_id
+
+
+    # --- fulfilments (shipping helper) ------------------------------------------------------------------
+
+    def push_fulfilment(self, push: FulfilmentPush) -> str:
+        """An order note with the tracking (a customer note when `notify_customer`: WooCommerce emails it),
+        and the status `completed` once every parcel has shipped. A note already carrying the tracking
+        number is reused, so a repeated push adds nothing. Returns "note-<id>"."""
+        order_id = push.order_external_id
+        if not order_id.isdigit():
+            raise PermanentError(f"{order_id!r} is not a WooCommerce order id")
+        endpoint = f"orders/{order_id}/notes"
+        notes = self._json(self._send("GET", endpoint), endpoint)
+        note = next((n for n in notes if isinstance(n, dict) and push.tracking_number in str(n.get("note", ""))),
+                    None) if isinstance(notes, list) else None
+        if note is None:
+            items = ", ".join(f"{line.quantity}× {line.sku or line.external_id}" for line in push.lines)
+            text = f"Shipped with {push.tracking_company}, tracking number {push.tracking_number}"
+            text += (f" ({push.tracking_url})" if push.tracking_url else "") + (f": {items}" if items else "")
+            note = self._json(self._send("POST", endpoint, body={"note": text,
+                                                                 "customer_note": push.notify_customer}), endpoint)
+        if push.completes_order:
+            self._send("PUT", f"orders/{order_id}", body={"status": "completed"})
+        return f"note-{note.get('id')}"
 
 
 def make_client(access: ShopAccess) -> WooCommerceClient:

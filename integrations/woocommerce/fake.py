@@ -211,6 +211,7 @@ class FakeWooCommerce(LoopbackServer[RecordedRequest]):
         self.tls = tls
         self.orders: dict[int, dict[str, Any]] = {}
         self.webhooks: dict[int, dict[str, Any]] = {}
+        self.notes: dict[int, list[dict[str, Any]]] = {}  # order id → notes (shipping helper)
         self.deliveries: list[DeliveryResult] = []
         self.ca_file: Path | None = None
         self._webhook_secrets: dict[int, str] = {}
@@ -408,6 +409,8 @@ class FakeWooCommerce(LoopbackServer[RecordedRequest]):
             return self._list_orders(query)
         if len(parts) == 2 and parts[0] == "orders" and parts[1].isdigit() and method in ("GET", "PUT"):
             return self._one_order(method, int(parts[1]), body)
+        if len(parts) == 3 and parts[0] == "orders" and parts[1].isdigit() and parts[2] == "notes":
+            return self._notes(method, int(parts[1]), body)  # shipping helper
         if parts == ["webhooks"] and method == "GET":
             return self._list_webhooks(query)
         if parts == ["webhooks"] and method == "POST":
@@ -417,6 +420,26 @@ class FakeWooCommerce(LoopbackServer[RecordedRequest]):
         if len(parts) == 3 and parts[0] == "orders" and parts[1].isdigit() and parts[2] == "refunds":
             return self._refunds(method, int(parts[1]), body)  # refunds: see the block below
         raise _ApiError(404, "rest_no_route", "No route was found matching the URL and request method.")
+
+    def _notes(self, method: str, order_id: int, body: bytes) -> tuple[int, dict[str, str], Any]:
+        """GET/POST /orders/<id>/notes (shipping helper): notes newest first, as WooCommerce lists them."""
+        if order_id not in self.orders:
+            raise _ApiError(404, "woocommerce_rest_order_invalid_id", "Invalid order ID.")
+        with self._lock:
+            notes = self.notes.setdefault(order_id, [])
+            if method == "GET":
+                return 200, {}, copy.deepcopy(notes[::-1])
+            if method != "POST":
+                raise _ApiError(404, "rest_no_route", "No route was found matching the URL and request method.")
+            data = _json_body(body)
+            if not str(data.get("note") or "").strip():
+                raise _ApiError(400, "woocommerce_rest_invalid_order_note", "Cannot create order note, please "
+                                "provide a note.")
+            note = {"id": 1000 + sum(len(n) for n in self.notes.values()), "author": "WooCommerce",
+                    "date_created_gmt": datetime.now(UTC).strftime(_WP_TIME), "note": data["note"],
+                    "customer_note": bool(data.get("customer_note"))}
+            notes.append(note)
+            return 201, {}, copy.deepcopy(note)
 
     def _one_order(self, method: str, order_id: int, body: bytes) -> tuple[int, dict[str, str], Any]:
         if order_id not in self.orders:
