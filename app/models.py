@@ -232,6 +232,9 @@ class Return(Base):
     tracking_url: Mapped[str | None] = mapped_column(Text)
     label_url: Mapped[str | None] = mapped_column(Text)
     tracking_status: Mapped[str | None] = mapped_column(String(32))
+    # The label's own carrier ("USPS": Shippo tracks per carrier) and when to poll the parcel next.
+    label_carrier: Mapped[str | None] = mapped_column(String(64))
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     inspected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     restocked: Mapped[bool | None] = mapped_column(Boolean)

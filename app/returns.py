@@ -255,13 +255,15 @@ def outbound_request(session: Session, parcel: Return) -> ShipmentRequest:
                            email=order.customer_email)
 
 
-def record_label(session: Session, return_id: int, label: Label, actor: Actor) -> Return:
+def record_label(session: Session, return_id: int, label: Label, actor: Actor, *, poll_minutes: int) -> Return:
     parcel = session.execute(select(Return).where(Return.id == return_id).with_for_update()).scalar_one()
     if parcel.tracking_number:
         return parcel
     parcel.tracking_number, parcel.tracking_url, parcel.label_url = (label.tracking_number, label.tracking_url,
                                                                      label.label_url)
-    parcel.status, parcel.error = "label_ready", None
+    parcel.status, parcel.error, parcel.label_carrier = "label_ready", None, label.carrier
+    # Polled until it is received, in case the carrier's webhooks do not reach us.
+    parcel.next_poll_at = utcnow() + timedelta(minutes=poll_minutes)
     actions.record_event(session, parcel.order, actor, "return.label_ready",
                          f"Return label for {parcel.rma} ready: {label.carrier} {label.tracking_number}",
                          return_id=parcel.id, tracking_number=label.tracking_number, label_url=label.label_url)
@@ -289,7 +291,7 @@ def receive(session: Session, order_id: int, actor: Actor, *, return_id: Any = N
         return order
     if parcel.status not in RECEIVABLE:
         raise Conflict(f"return {parcel.rma} is {parcel.status}; it cannot be received")
-    parcel.status, parcel.received_at = "received", utcnow()
+    parcel.status, parcel.received_at, parcel.next_poll_at = "received", utcnow(), None
     actions.record_event(session, order, actor, "return.received", f"Return {parcel.rma} received at the warehouse",
                          return_id=parcel.id)
     order.updated_at = utcnow()

@@ -149,7 +149,7 @@ def apply_updates(session: Session, settings: Settings, slug: str, number: str,
         return _apply_to_shipment(session, settings, shipment, updates, source=source)
     parcel = find_return(session, slug, number)
     if parcel is not None:
-        return _apply_to_return(session, parcel, updates, source=source)
+        return _apply_to_return(session, settings, parcel, updates, source=source)
     return Applied(False, reason=f"no shipment or return has {slug} tracking number {number}")
 
 
@@ -192,7 +192,7 @@ def _deliver_order_if_complete(session: Session, order: Order) -> None:
         actions.mark_delivered(session, order.id, ACTOR)
 
 
-def _apply_to_return(session: Session, parcel: Return, updates: Sequence[TrackingUpdate], *,
+def _apply_to_return(session: Session, settings: Settings, parcel: Return, updates: Sequence[TrackingUpdate], *,
                      source: str) -> Applied:
     assert parcel.carrier is not None and parcel.tracking_number is not None
     # A return has no scan-time column: the newest scan stored before these is the last one applied.
@@ -208,6 +208,7 @@ def _apply_to_return(session: Session, parcel: Return, updates: Sequence[Trackin
             # Staff still mark it received when they open the box; tracking only says it is on its way.
             if parcel.status == "label_ready" and update.status is not S.PRE_TRANSIT:
                 parcel.status = "in_transit"
+    parcel.next_poll_at = next_return_poll_at(settings, parcel, utcnow())
     return Applied(True, len(new), parcel.status)
 
 
@@ -305,6 +306,16 @@ def next_poll_at(settings: Settings, shipment: Shipment, now: datetime) -> datet
     return now + poll_interval(settings, shipment, now)
 
 
+# Return parcels on their way back: polled at the normal interval until staff receive them.
+RETURN_TRAVELLING = frozenset({"label_ready", "in_transit"})
+
+
+def next_return_poll_at(settings: Settings, parcel: Return, now: datetime) -> datetime | None:
+    if parcel.status not in RETURN_TRAVELLING or not parcel.tracking_number:
+        return None
+    return now + timedelta(minutes=settings.tracking_poll_minutes)
+
+
 def _pollable(shipment: Shipment) -> bool:
     return shipment.carrier in all_carriers()
 
@@ -332,7 +343,25 @@ def schedule_due_polls(runtime: Runtime, *, limit: int = 500) -> int:
             # Until the job reports: if it is lost, the sweep asks again after one more interval.
             shipment.next_poll_at = now + poll_interval(settings, shipment, now)
             scheduled += 1
+        coming_back = session.execute(
+            select(Return).where(Return.status.in_(RETURN_TRAVELLING), Return.next_poll_at <= now,
+                                 Return.carrier.in_(list(all_carriers())))
+            .order_by(Return.id).limit(limit).with_for_update(skip_locked=True)).scalars().all()
+        for parcel in coming_back:
+            outbox.add_job(session, outbox.JobName.POLL_SHIPMENT, return_id=parcel.id)
+            parcel.next_poll_at = next_return_poll_at(settings, parcel, now)
+            scheduled += 1
     return scheduled
+
+
+def poll_return(runtime: Runtime, session: Session, return_id: int) -> Applied | None:
+    """Ask the carrier for a return parcel's scans and apply them (until staff receive it)."""
+    parcel = session.execute(select(Return).where(Return.id == return_id).with_for_update()
+                             .execution_options(populate_existing=True)).scalar_one_or_none()
+    if parcel is None or parcel.status not in RETURN_TRAVELLING or not parcel.tracking_number or not parcel.carrier:
+        return None
+    updates = carrier_client(runtime.settings, parcel.carrier).track(parcel.tracking_number, parcel.label_carrier)
+    return _apply_to_return(session, runtime.settings, parcel, updates, source="poll")
 
 
 def poll_shipment(runtime: Runtime, session: Session, shipment_id: int) -> Applied | None:

@@ -8,8 +8,11 @@ from jobs.context import JobContext
 
 
 def poll_shipment(ctx: JobContext) -> None:
-    """Ask the carrier for the shipment's scans and apply the new ones. Repeating it changes nothing:
-    scans are stored once, and a shipment that has arrived is not polled."""
+    """Ask the carrier for the shipment's (or return parcel's) scans and apply the new ones. Repeating it
+    changes nothing: scans are stored once, and a parcel that has arrived is not polled."""
+    if "return_id" in ctx.payload:  # a return parcel on its way back
+        tracking.poll_return(ctx.runtime, ctx.session, ctx.int_arg("return_id"))
+        return
     tracking.poll_shipment(ctx.runtime, ctx.session, ctx.int_arg("shipment_id"))
 
 

@@ -4,6 +4,7 @@ tracked, received and inspected (restocked or not), and the refund pushed to the
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,26 @@ def test_return_from_request_to_refund(runtime, client, auth, run_jobs):
     assert listed["returns"][0]["status"] == "refunded" and listed["refunded_total"] == "59.00"
     assert {i["sku"]: i["refunded_quantity"] for i in listed["line_items"]} == {"LS-01": 1, "CAP-01": 0}
     assert client.get(f"/api/v1/orders/{order_id}/returns", headers=auth("viewer")).json[0]["restocked"] is True
+
+
+def test_a_return_parcel_is_polled_until_received(runtime, client, auth, run_jobs):
+    add_location(runtime)
+    order_id, _ = shipped_order(runtime, parcels=[("sandbox", "SBXPOLL")])
+    cap = lines(runtime, order_id)["CAP-01"]
+    return_id = ask(client, auth, order_id, [{"line_item_id": cap, "quantity": 1, "reason": "Too big"}]).json["id"]
+    run_jobs()
+    parcel = the_return(runtime, return_id)
+    assert parcel.label_carrier and parcel.next_poll_at is not None
+    assert tracking.schedule_due_polls(runtime) == 0  # not due yet
+    with runtime.db.session() as session:
+        session.get(Return, return_id).next_poll_at = utcnow() - timedelta(seconds=1)
+    assert tracking.schedule_due_polls(runtime) == 1
+    run_jobs()  # the sandbox carrier reports the label created
+    (scan,) = timeline(runtime, order_id, "return.tracking")
+    assert scan.data["status"] == "pre_transit" and scan.data["return_id"] == return_id
+    assert the_return(runtime, return_id).next_poll_at > utcnow()
+    act(client, auth, order_id, "return_receive", return_id=return_id)
+    assert the_return(runtime, return_id).next_poll_at is None  # received: never polled again
 
 
 def test_inspected_without_restock_leaves_stock_alone(runtime, client, auth, run_jobs):

@@ -306,6 +306,15 @@ class OrderCreate(Strict):
             raise ValidationError(errors)
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: 0, 1, "yes" are refused (returns: `restock`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class ActionIn(Strict):
     reason = _text(MAX_TEXT, metadata={"description": "required by hold and cancel"})
     text = _text(MAX_TEXT, metadata={"description": "required by note and reply (reply: sent to the customer by SMS)"})
@@ -319,8 +328,7 @@ class ActionIn(Strict):
     # --- returns ---
     return_id = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),
                                metadata={"description": "return_receive and return_inspect: which return"})
-    restock = fields.Boolean(truthy={True}, falsy={False},  # JSON true/false only, not 0/"yes"
-                             metadata={"description": "return_inspect: whether the goods go back to stock"})
+    restock = StrictBoolean(metadata={"description": "return_inspect: whether the goods go back to stock"})
 
 
 class OrderListArgs(Strict):

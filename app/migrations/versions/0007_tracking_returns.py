@@ -2,7 +2,7 @@
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-11-26 09:01:23.977281
+Create Date: 2026-11-26 09:43:03.568856
 """
 from alembic import op
 import sqlalchemy as sa
@@ -49,6 +49,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('tracking_url', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('label_url', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('tracking_status', sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column('label_carrier', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('next_poll_at', app.store.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('received_at', app.store.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('inspected_at', app.store.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('restocked', sa.Boolean(), nullable=True))
@@ -92,6 +94,8 @@ def downgrade() -> None:
         batch_op.drop_column('restocked')
         batch_op.drop_column('inspected_at')
         batch_op.drop_column('received_at')
+        batch_op.drop_column('next_poll_at')
+        batch_op.drop_column('label_carrier')
         batch_op.drop_column('tracking_status')
         batch_op.drop_column('label_url')
         batch_op.drop_column('tracking_url')
