@@ -52,6 +52,15 @@ class Settings:
     twilio_auth_token: str = ""
     twilio_from_number: str = ""
     twilio_api_base_url: str = "https://api.twilio.com"
+    # --- SMS (app/sms) ---
+    twilio_messaging_service_sid: str = ""
+    # Sends per second per sending number: about 1 on a long code; a toll-free or short code allows more.
+    sms_pace_per_second: float = 1.0
+    # Local time at the customer's address in which only time-critical texts (out for delivery) are sent.
+    sms_quiet_hours: str = "21:00-08:00"
+    # Days a text's body is kept after it was sent or received; then only its metadata remains.
+    sms_body_retention_days: int = 30
+    # --- end SMS ---
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +110,12 @@ ENV_NAMES: dict[str, str] = {
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",
     "twilio_from_number": "TWILIO_FROM_NUMBER",
     "twilio_api_base_url": "TWILIO_API_BASE_URL",
+    # --- SMS (app/sms) ---
+    "twilio_messaging_service_sid": "TWILIO_MESSAGING_SERVICE_SID",
+    "sms_pace_per_second": "ORDERLINE_SMS_PACE_PER_SECOND",
+    "sms_quiet_hours": "ORDERLINE_SMS_QUIET_HOURS",
+    "sms_body_retention_days": "ORDERLINE_SMS_BODY_RETENTION_DAYS",
+    # --- end SMS ---
 }
 
 
