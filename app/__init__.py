@@ -113,6 +113,13 @@ def _register(app: Flask) -> None:
 
     app.register_blueprint(ops_bp)
     app.register_blueprint(webhooks_bp)
+    # --- SMS: Twilio webhooks, and the listener that turns timeline entries into texts ---
+    from app.sms import milestones
+    from app.sms.routes import bp as sms_bp
+
+    app.register_blueprint(sms_bp)
+    milestones.install()
+    # --- end SMS ---
     init_api(app)
 
     @app.errorhandler(OrderError)

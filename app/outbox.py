@@ -20,6 +20,10 @@ class JobName(StrEnum):
     TRIAGE_ORDER = "triage_order"
     RECONCILE_SHOP = "reconcile_shop"
     ALLOCATE_ORDER = "allocate_order"
+    # --- SMS (jobs/sms.py) ---
+    SEND_SMS = "send_sms"
+    DELIVER_SMS = "deliver_sms"
+    # --- end SMS ---
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app.outbox import JobName
 from jobs import fulfilment, orders, reconcile
+from jobs import sms as sms_jobs  # SMS
 from jobs.context import JobContext
 from jobs.queues import QueueName
 
@@ -21,6 +22,10 @@ JOBS: dict[str, JobSpec] = {
     JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
     JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.BACKGROUND),
     JobName.ALLOCATE_ORDER: JobSpec(fulfilment.allocate_order, QueueName.FULFILMENT),
+    # --- SMS ---
+    JobName.SEND_SMS: JobSpec(sms_jobs.send_sms, QueueName.NOTIFY),
+    JobName.DELIVER_SMS: JobSpec(sms_jobs.deliver_sms, QueueName.NOTIFY),
+    # --- end SMS ---
 }
 
 
