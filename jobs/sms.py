@@ -32,7 +32,7 @@ from app.orders import actions
 from app.sms import consent, delivery, quiet, retention
 from app.sms.outbound import contact_for
 from app.store import utcnow
-from integrations.twilio.client import OPTED_OUT, Rejected, SentMessage, TwilioSms
+from integrations.twilio.client import DEFAULT_TIMEOUT, OPTED_OUT, Rejected, SentMessage, TwilioSms
 from jobs.context import JobContext
 
 log = structlog.get_logger("orderline.jobs.sms")
@@ -42,6 +42,8 @@ MAYBE_SENT_AFTER = timedelta(seconds=60)
 # Pacing never holds a worker longer than this; beyond it the job retries later (something is misconfigured).
 MAX_PACING_WAIT = 30.0
 RETENTION_EVERY_SECONDS = 3600
+# Seconds to wait for Twilio's answer to one call.
+TWILIO_TIMEOUT = DEFAULT_TIMEOUT
 
 _PACE = """
 local now = tonumber(ARGV[1])
@@ -120,7 +122,8 @@ def send_sms(ctx: JobContext) -> None:
 
 
 def _client(settings: Settings) -> TwilioSms:
-    return TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token, base_url=settings.twilio_api_base_url)
+    return TwilioSms(settings.twilio_account_sid, settings.twilio_auth_token, base_url=settings.twilio_api_base_url,
+                     timeout=TWILIO_TIMEOUT)
 
 
 def pace(redis: Redis, sender: str, per_second: float) -> float:
