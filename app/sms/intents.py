@@ -26,6 +26,8 @@ PHRASES: dict[str, tuple[str, ...]] = {
 LANGUAGE_HINTS: dict[str, tuple[str, ...]] = {
     "sv": ("å", "ä", "ö", "var är", "mitt", "min ", "hej", "tack", "paket", "beställning", "retur", "avbryt",
            "vänta", "när", "jag", "inte", "och"),
+    "en": (" where ", " my ", " the ", " is ", " please", " when ", " what ", " hello", " hi ", " thanks", " order",
+           " cancel", " return", " i ", " can "),
 }
 _ORDER_NUMBER = re.compile(r"#?\b(\d{3,12})\b")
 
@@ -42,7 +44,7 @@ def _keyword(text: str) -> str:
 
 
 def detect_language(text: str) -> str | None:
-    lowered = f" {text.casefold()} "
+    lowered = " " + re.sub(r"[^\w]+", " ", text.casefold()) + " "
     for language, hints in LANGUAGE_HINTS.items():
         if any(hint in lowered for hint in hints):
             return language

@@ -17,8 +17,8 @@ TEXTS: dict[str, str] = {
     "status": "Order {number}: {state}.",
     "status_tracking": "Order {number}: {state}. Track it: {tracking_url}",
     "several_orders": "You have {count} orders: {numbers}. Reply with an order number for its status.",
-    "unknown_number": "We could not find an order for this phone number. Reply with your order number, "
-                      "or write to us and a person will answer.",
+    "unknown_number": "We could not find an order for this phone number. Please text us from the number "
+                      "you gave with your order.",
     "unknown_order": "We could not find order {number} for this phone number.",
     "help": "{shop}: Text STATUS for your order's status, RETURN to start a return, or write your question. "
             "Text STOP to stop texts.",

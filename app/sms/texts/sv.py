@@ -16,8 +16,8 @@ TEXTS: dict[str, str] = {
     "status": "Beställning {number}: {state}.",
     "status_tracking": "Beställning {number}: {state}. Spåra den: {tracking_url}",
     "several_orders": "Du har {count} beställningar: {numbers}. Svara med ett ordernummer för dess status.",
-    "unknown_number": "Vi hittar ingen beställning för det här numret. Svara med ditt ordernummer, "
-                      "eller skriv till oss så svarar en person.",
+    "unknown_number": "Vi hittar ingen beställning för det här numret. Sms:a oss från numret du angav "
+                      "i din beställning.",
     "unknown_order": "Vi hittar ingen beställning {number} för det här numret.",
     "help": "{shop}: Skriv STATUS för din beställnings status, RETUR för att returnera, eller skriv din fråga. "
             "Skriv STOP för att inte få fler sms.",
