@@ -70,7 +70,7 @@ def status() -> Response:
         return _forbidden()
     hint = request.args.get("m", "")
     with runtime.db.session() as session:
-        message_id = int(hint) if hint.isdigit() and len(hint) <= 12 else None
+        message_id = int(hint) if hint.isdigit() and len(hint) <= 9 else None  # fits an INTEGER column
         outcome = delivery.apply_callback(session, dict(params), message_id)
     log.info("sms.status", outcome=outcome, status=dict(params).get("MessageStatus"))
     return Response(status=204)

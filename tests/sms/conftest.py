@@ -17,6 +17,7 @@ from app.orders.types import Actor
 from integrations.twilio.fake import FakeTwilio, inbound_params, signed
 from jobs import relay
 from tests.conftest import order_payload
+from tests.test_outbox import scheduler_tick
 
 PUBLIC = "https://orders.example.com"
 FROM_NUMBER = "+15017122661"
@@ -58,10 +59,11 @@ def shop(runtime: Any) -> int:
 
 @pytest.fixture
 def drain(runtime: Any, run_jobs: Any) -> Any:
-    """Run jobs until none is left that is due."""
+    """Run jobs until none is left that is due: RQ's scheduler moves due retries, the sweeper due outbox rows."""
 
     def run() -> None:
         for _ in range(10):
+            scheduler_tick(runtime)
             relay.sweep(runtime)
             if not run_jobs():
                 return
