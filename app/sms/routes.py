@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import structlog
 from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import IntegrityError
 from twilio.twiml.messaging_response import MessagingResponse
 
 from app.runtime import Runtime
@@ -56,8 +57,13 @@ def inbound() -> Response:
         return _forbidden()
     # Repeated names (MediaUrl is numbered, but be safe) keep their last value for reading.
     fields = dict(params)
-    with runtime.db.session() as session:
-        reply = conversation.handle(session, fields)
+    try:
+        with runtime.db.session() as session:
+            reply = conversation.handle(session, fields)
+    except IntegrityError:
+        # The same MessageSid delivered twice at once: the other request stored it; answer as it did.
+        with runtime.db.session() as session:
+            reply = conversation.handle(session, fields)
     log.info("sms.inbound", sender=phones.redact(fields.get("From")), replied=bool(reply))
     return _twiml(reply)
 

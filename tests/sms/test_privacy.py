@@ -32,3 +32,25 @@ def test_erasure_blanks_texts_numbers_and_words_but_keeps_the_opt_out(runtime, c
     drain()
     assert fake_twilio.sent_to(MARIA) == fake_twilio.sent_to(MARIA)[:1]
     assert messages(runtime, order_id=again, kind="shipped")[0].status == "skipped"
+
+
+def test_bodies_are_blanked_after_the_retention_period(runtime, client, auth, shop, fake_twilio, drain):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.models import SmsMessage
+    from app.sms.retention import erase_expired_bodies
+    from app.store import utcnow
+
+    order_id = new_order(client, auth, shop)
+    text_in(client, fake_twilio, "Old question")
+    text_in(client, fake_twilio, "New question")
+    old, new = messages(runtime, direction="inbound")
+    with runtime.db.session() as session:
+        session.execute(update(SmsMessage).where(SmsMessage.id == old.id)
+                        .values(created_at=utcnow() - timedelta(days=31)))
+        assert erase_expired_bodies(session, 30) == 1
+    old, new = messages(runtime, direction="inbound")
+    assert (old.body, old.body_erased_at is not None, new.body) == (None, True, "New question")
+    assert order_id
