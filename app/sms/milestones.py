@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from app import events, runtime
 from app.config import Settings
 from app.models import Order, OrderEvent, Shipment, SmsMessage
-from app.sms import outbound
+from app.sms import channel_consent, outbound
 
 MILESTONES = ("confirmed", "backordered", "shipped", "out_for_delivery", "delivered", "exception",
               "return_label", "refunded")
@@ -118,6 +118,7 @@ def on_happened(session: Session, happened: events.Happened) -> None:
     if not configured(settings):
         return
     indexed: set[int] = set()
+    consulted: set[int] = set()
     for entry in happened.order_events:
         order = entry.order
         if order is None:
@@ -125,6 +126,9 @@ def on_happened(session: Session, happened: events.Happened) -> None:
         if order.id not in indexed:
             outbound.index_phone(session, order)
             indexed.add(order.id)
+        if entry.type in ("order.received", "order.updated_by_channel") and order.id not in consulted:
+            channel_consent.apply(session, order)  # before any text of this transaction is queued
+            consulted.add(order.id)
         planned = plan(session, entry)
         if planned is None or not enabled(order, planned.kind):
             continue

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
+import pytest
+
 from app.models import Order, Shop
 from app.orders import actions
 from app.orders.types import Actor
@@ -114,3 +116,37 @@ def test_a_number_that_cannot_be_used_is_recorded_skipped_and_alerted(runtime, c
     assert "sms.skipped" in [e.type for e in timeline(runtime, order_id)]
     with runtime.db.session() as session:
         assert [a.kind for a in session.execute(select(Alert)).scalars()] == ["sms_invalid_phone"]
+
+
+@pytest.mark.parametrize("state", ["unsubscribed", "not_subscribed"])
+def test_a_channels_own_sms_unsubscribe_is_honoured(runtime, client, auth, shop, fake_twilio, drain, state):
+    import json
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from app.models import InboundEvent, SmsConsent
+
+    order_id = new_order(client, auth, shop)
+    # Shopify's order body (tests/integrations/shopify/fixtures), as the customer unsubscribed in the shop.
+    body = json.loads((Path(__file__).parents[1] / "integrations/shopify/fixtures/orders_create__snowboards.json")
+                      .read_text())
+    body["customer"]["phone"] = "+46701234567"
+    body["customer"]["sms_marketing_consent"] = {"state": state, "opt_in_level": "single_opt_in",
+                                                 "consent_updated_at": "2026-11-20T10:00:00Z",
+                                                 "consent_collected_from": "SHOPIFY"}
+    with runtime.db.session() as session:
+        order = session.get(Order, order_id)
+        session.add(InboundEvent(provider="shopify", shop_id=shop, topic="orders/updated", delivery_id="d1",
+                                 order_external_id=order.external_id, headers={}, body=json.dumps(body).encode()))
+        session.flush()
+        actions.record_event(session, order, Actor.system(), "order.updated_by_channel", "Updated on Shopify")
+    ship(runtime, order_id)
+    drain()
+    if state == "not_subscribed":  # no choice about marketing texts says nothing about order updates
+        assert len(fake_twilio.sent_to(MARIA)) == 1
+        return
+    assert fake_twilio.all_sent() == []
+    with runtime.db.session() as session:
+        (entry,) = session.execute(select(SmsConsent)).scalars()
+    assert (entry.state, entry.source, entry.phone) == ("opted_out", "channel", MARIA)
