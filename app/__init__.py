@@ -117,6 +117,13 @@ def _register(app: Flask) -> None:
     from app.tracking_webhooks import bp as carrier_webhooks_bp  # tracking and returns
 
     app.register_blueprint(carrier_webhooks_bp)
+    # --- SMS: Twilio webhooks, and the listener that turns timeline entries into texts ---
+    from app.sms import milestones
+    from app.sms.routes import bp as sms_bp
+
+    app.register_blueprint(sms_bp)
+    milestones.install()
+    # --- end SMS ---
     init_api(app)
 
     # --- Slack: POST /slack/events and the card listener ---

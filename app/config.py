@@ -73,6 +73,15 @@ class Settings:
     # More cards than this per channel per minute is a burst: informational cards fold into a summary card.
     slack_burst_per_minute: int = 20
     # --- end Slack ---
+    # --- SMS (app/sms) ---
+    twilio_messaging_service_sid: str = ""
+    # Sends per second per sending number: about 1 on a long code; a toll-free or short code allows more.
+    sms_pace_per_second: float = 1.0
+    # Local time at the customer's address in which only time-critical texts (out for delivery) are sent.
+    sms_quiet_hours: str = "21:00-08:00"
+    # Days a text's body is kept after it was sent or received; then only its metadata remains.
+    sms_body_retention_days: int = 30
+    # --- end SMS ---
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -139,6 +148,12 @@ ENV_NAMES: dict[str, str] = {
     "sandbox_carrier_minutes_to_deliver": "SANDBOX_CARRIER_MINUTES_TO_DELIVER",
     "tracking_poll_minutes": "ORDERLINE_TRACKING_POLL_MINUTES",
     "tracking_poll_near_minutes": "ORDERLINE_TRACKING_POLL_NEAR_MINUTES",
+    # --- SMS (app/sms) ---
+    "twilio_messaging_service_sid": "TWILIO_MESSAGING_SERVICE_SID",
+    "sms_pace_per_second": "ORDERLINE_SMS_PACE_PER_SECOND",
+    "sms_quiet_hours": "ORDERLINE_SMS_QUIET_HOURS",
+    "sms_body_retention_days": "ORDERLINE_SMS_BODY_RETENTION_DAYS",
+    # --- end SMS ---
 }
 
 

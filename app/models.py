@@ -560,6 +560,47 @@ class SlackMessage(Base):
     # Cards: the last timeline entry already told in the card's thread.
     last_event_id: Mapped[int | None] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+# --- SMS (app/sms, integrations/twilio) ------------------------------------------------------------------
+
+
+class SmsMessage(Base):
+    """One text to or from a customer. Outbound rows are claimed (unique `dedupe_key`) before Twilio is called,
+    so a milestone is never sent twice; `body` is erased after the retention period (app.sms.retention)."""
+
+    __tablename__ = "sms_messages"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_sms_messages_dedupe_key"),
+        UniqueConstraint("provider_sid", name="uq_sms_messages_provider_sid"),
+        Index("ix_sms_messages_order", "order_id", "id"),
+        Index("ix_sms_messages_phone", "phone", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
+    shop_id: Mapped[int | None] = mapped_column(ForeignKey("shops.id", ondelete="SET NULL"))
+    direction: Mapped[str] = mapped_column(String(8))  # outbound | inbound
+    # outbound: a milestone (confirmed, shipped, …) or staff_reply; inbound: the intent understood.
+    kind: Mapped[str] = mapped_column(String(32))
+    # Outbound: once per milestone and shipment/order/refund; NULL for inbound rows.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))
+    # The customer's number in E.164 (NULL when it could not be used, or after erasure).
+    phone: Mapped[str | None] = mapped_column(String(32))
+    sender: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(8))
+    segments: Mapped[int | None] = mapped_column(Integer)
+    encoding: Mapped[str | None] = mapped_column(String(8))  # GSM-7 | UCS-2
+    # pending → scheduled → sending → queued/accepted → sent → delivered | undelivered | failed; or skipped
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    time_critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    provider_sid: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(16))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    send_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    body_erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -581,3 +622,30 @@ class SlackStaff(Base):
 
 
 # --- end Slack ------------------------------------------------------------------------------------------
+class SmsConsent(Base):
+    """The consent ledger: append-only, the latest row per number is its state. `phone_key` (a keyed hash of
+    the number) outlives an erasure of `phone`, so an opt-out is honoured even after the number is forgotten."""
+
+    __tablename__ = "sms_consents"
+    __table_args__ = (Index("ix_sms_consents_phone_key", "phone_key", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_key: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))  # opted_in | opted_out
+    # keyword (STOP/START by text), twilio_21610, channel, staff
+    source: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmsOrderPhone(Base):
+    """Which E.164 number each order's customer has, so an inbound text finds its orders by one indexed lookup."""
+
+    __tablename__ = "sms_order_phones"
+    __table_args__ = (Index("ix_sms_order_phones_phone", "phone"),)
+
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    # The raw value it was derived from: a changed number on the order is noticed and re-indexed.
+    source: Mapped[str | None] = mapped_column(String(64))

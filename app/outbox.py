@@ -34,6 +34,10 @@ class JobName(StrEnum):
     SLACK_POST_ALERT = "slack_post_alert"
     SLACK_DIGEST = "slack_digest"
     # --- end Slack ---
+    # --- SMS (jobs/sms.py) ---
+    SEND_SMS = "send_sms"
+    DELIVER_SMS = "deliver_sms"
+    # --- end SMS ---
 
 
 def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:

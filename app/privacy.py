@@ -8,6 +8,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.models import InboundEvent, Order, PrivacyRequest, Shop
+from app.sms import privacy as sms_privacy
 from app.stock import release_order
 from app.store import utcnow
 
@@ -60,6 +61,7 @@ def redact_customer(session: Session, shop: Shop, *, email: str | None, phone: s
             for name in ("name", "company", "line1", "line2", "phone"):
                 setattr(address, name, None)
     _scrub_inbound(session, shop, orders)
+    sms_privacy.redact_customer(session, orders, phone)  # SMS: texts, phone index, consent ledger numbers
     request = PrivacyRequest(shop_id=shop.id, kind="customer_redact", orders_affected=len(orders),
                              result={"redacted_at": utcnow().isoformat()})
     session.add(request)
@@ -80,6 +82,7 @@ def erase_shop(session: Session, shop: Shop, *, keep_inbound_id: int | None = No
     orders = list(session.execute(select(Order).where(Order.shop_id == shop.id)).scalars())
     for order in orders:
         release_order(session, order)  # reserved stock goes back before the orders disappear
+    sms_privacy.erase_shop(session, shop.id)  # SMS: the shop's texts
     # ON DELETE CASCADE takes the orders' items, addresses, timeline and refunds with them.
     session.execute(delete(Order).where(Order.shop_id == shop.id))
     session.execute(delete(InboundEvent).where(InboundEvent.shop_id == shop.id, InboundEvent.id != keep_inbound_id))

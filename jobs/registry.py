@@ -9,6 +9,7 @@ from app.outbox import JobName
 from jobs import fulfilment, orders, reconcile, shipping
 from jobs import returns as returns_jobs
 from jobs import slack as slack_jobs
+from jobs import sms as sms_jobs
 from jobs import tracking as tracking_jobs
 from jobs.context import JobContext
 from jobs.queues import QueueName
@@ -38,6 +39,10 @@ JOBS: dict[str, JobSpec] = {
     JobName.SLACK_POST_ALERT: JobSpec(slack_jobs.post_alert, QueueName.NOTIFY),
     JobName.SLACK_DIGEST: JobSpec(slack_jobs.send_digest, QueueName.BACKGROUND),
     # --- end Slack ---
+    # --- SMS ---
+    JobName.SEND_SMS: JobSpec(sms_jobs.send_sms, QueueName.NOTIFY),
+    JobName.DELIVER_SMS: JobSpec(sms_jobs.deliver_sms, QueueName.NOTIFY),
+    # --- end SMS ---
 }
 
 

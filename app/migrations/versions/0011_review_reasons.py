@@ -1,7 +1,7 @@
 """review reasons: why triage sent an order to a person
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 """
 from alembic import op
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
