@@ -531,6 +531,8 @@ class TrackingEvent(Base):
 # Webhooks and polls find the parcel by carrier and tracking number.
 Index("ix_shipments_carrier_tracking", Shipment.carrier, Shipment.tracking_number)
 Index("ix_returns_carrier_tracking", Return.carrier, Return.tracking_number)
+
+
 # --- Slack (integrations/slack, jobs/slack.py) ----------------------------------------------------------
 
 
@@ -560,6 +562,8 @@ class SlackMessage(Base):
     # Cards: the last timeline entry already told in the card's thread.
     last_event_id: Mapped[int | None] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
 # --- SMS (app/sms, integrations/twilio) ------------------------------------------------------------------
 
 
