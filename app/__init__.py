@@ -115,6 +115,12 @@ def _register(app: Flask) -> None:
     app.register_blueprint(webhooks_bp)
     init_api(app)
 
+    # --- staff dashboard (/dashboard) ---
+    from app.dashboard import init_dashboard
+
+    init_dashboard(app, app.extensions["orderline"])
+    # --- end staff dashboard ---
+
     @app.errorhandler(OrderError)
     def order_error(error: OrderError) -> Response:
         return error_response(error.http_status, error.message, code=error.code, fields=error.fields)
