@@ -1,0 +1,112 @@
+"""`orderline demo`'s parts: sandbox shops on the real fakes, and an order stream of signed webhooks that the
+real receiver verifies and ingest turns into orders."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from app.cli import cli
+from app.demo.catalog import PRODUCTS, STOCK_CSV
+from app.demo.sandbox import SHOPIFY_DOMAIN, Fakes, seed
+from app.demo.stream import OrderStream, ShopTarget
+from app.models import InboundEvent, Location, Order, Shop, StockLevel
+from jobs.ingest import client_for
+from tests.browser.conftest import live_server  # noqa: F401 - the fixture, served here too
+from tests.conftest import SHOPIFY_TEST_SECRET
+
+
+@pytest.fixture
+def fakes() -> Any:
+    running = Fakes.start()
+    yield running
+    running.stop()
+
+
+def stream_for(runtime: Any, fakes: Fakes, base_url: str) -> OrderStream:
+    shops = seed(runtime, fakes)
+    return OrderStream([
+        ShopTarget("shopify", f"{base_url}/webhooks/shopify", shopify=fakes.shopify, shopify_domain=SHOPIFY_DOMAIN,
+                   shopify_secret=SHOPIFY_TEST_SECRET),
+        ShopTarget("woocommerce", f"{base_url}/webhooks/woocommerce/{shops.woocommerce_id}",
+                   woocommerce=fakes.woocommerce, woocommerce_secret=shops.woocommerce_webhook_secret),
+    ], seed=7, burst_size=10)
+
+
+def test_seeding_is_idempotent_and_repoints_the_woocommerce_shop(runtime: Any, fakes: Fakes) -> None:
+    first = seed(runtime, fakes)
+    second_store = Fakes.start()
+    try:
+        again = seed(runtime, second_store)
+        second_url = second_store.woocommerce.url
+    finally:
+        second_store.stop()
+    assert (again.shopify_id, again.woocommerce_id) == (first.shopify_id, first.woocommerce_id)
+    with runtime.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Shop)) == 2
+        assert session.get(Shop, again.woocommerce_id).external_id == second_url
+        assert session.get(Shop, first.shopify_id).settings["carrier"] == "sandbox"
+        assert {loc.code for loc in session.execute(select(Location)).scalars()} == {"STHLM", "NJ"}
+        assert session.scalar(select(func.count()).select_from(StockLevel)) == STOCK_CSV.count("\n") - 1
+        out = session.execute(select(StockLevel).where(StockLevel.sku == "BAG-TOTE")).scalar_one()
+        assert out.on_hand == 0  # out of stock from the start: its orders are backordered
+
+
+def test_the_stream_delivers_signed_webhooks_that_become_orders(runtime: Any, fakes: Fakes, live_server: str,  # noqa: F811
+                                                                run_jobs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = stream_for(runtime, fakes, live_server)
+    assert all(stream.send_one() for _ in range(16))
+    assert (stream.sent, stream.failed) == (16, 0)
+    run_jobs()
+    with runtime.db.session() as session:
+        inbox = Counter(session.execute(select(InboundEvent.provider, InboundEvent.status)).all())
+        orders = list(session.execute(select(Order)).scalars())
+        assert sum(inbox.values()) == 16 and all(status == "processed" for _, status in inbox)
+        channels = Counter(o.channel for o in orders)
+        assert set(channels) == {"shopify", "woocommerce"} and sum(channels.values()) == 16
+        assert {o.status for o in orders} == {"needs_review"}
+        assert {o.currency for o in orders if o.channel == "woocommerce"} == {"EUR"}
+        skus = {item.sku for o in orders for item in o.line_items}
+        assert skus <= {p.sku for p in PRODUCTS}
+        for order in orders:  # what the shop charged is what Orderline stores
+            items = sum((i.unit_price * i.quantity for i in order.line_items), Decimal("0"))
+            assert order.total == items + order.shipping_total
+        levels = {o.shipping_level for o in orders}
+        assert "express" in levels and "standard" in levels
+        # The fake APIs hold the same orders, so reconciliation and fetches find them: read back through the
+        # channels' real clients, each order is what the webhook said.
+        monkeypatch.setattr(runtime, "settings", runtime.settings.with_overrides(
+            shopify_api_base_url=fakes.shopify.url))
+        for channel in ("shopify", "woocommerce"):
+            stored = next(o for o in orders if o.channel == channel)
+            fetched = client_for(runtime, stored.shop).fetch_order(stored.external_id)
+            assert (fetched.number, fetched.currency) == (stored.number, stored.currency)
+            assert sum(i.quantity for i in fetched.line_items) == sum(i.quantity for i in stored.line_items)
+
+
+def test_a_burst_sends_many_orders_at_once(runtime: Any, fakes: Fakes, live_server: str,  # noqa: F811
+                                           run_jobs: Any) -> None:
+    stream = stream_for(runtime, fakes, live_server)
+    assert stream.burst() == 10
+    deadline = time.monotonic() + 30
+    while stream.sent + stream.failed < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (stream.sent, stream.failed) == (10, 0)
+    run_jobs()
+    with runtime.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 10
+        # Order numbers never repeat, even from four sending threads.
+        assert session.scalar(select(func.count(func.distinct(Order.external_id)))) == 10
+
+
+def test_demo_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERLINE_ENV", "production")
+    result = CliRunner().invoke(cli, ["demo"])
+    assert result.exit_code != 0
+    assert "refused in production" in result.output
