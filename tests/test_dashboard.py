@@ -308,3 +308,36 @@ def test_analytics_figures(client: Any, auth: Any, tokens: dict[str, str], manua
                                                      ([1.0, 2.0, 3.0, 4.0], 90, 4.0)])
 def test_percentile_is_nearest_rank(hours: list[float], p: int, expected: float) -> None:
     assert analytics.percentile(hours, p) == expected
+
+
+def test_pages_forbid_framing_and_foreign_scripts(client: Any, tokens: dict[str, str]) -> None:
+    sign_in(client, tokens, "viewer")
+    page = client.get("/dashboard/")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Cache-Control"] == "no-store"
+    assert "<script>" not in page.get_data(as_text=True)  # every script is a file the policy allows
+    assert client.get("/dashboard/static/dashboard/board.js").status_code == 200
+
+
+def test_panels_and_sandbox_pages_plug_in(client: Any, auth: Any, tokens: dict[str, str], manual_shop: int,
+                                          run_jobs: Any, app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from markupsafe import Markup
+
+    from app.dashboard import panels
+
+    monkeypatch.setattr(panels, "_panels", {})
+    panels.register("slack", "Slack card in #orders", lambda order: Markup(f"<p>card for {order.number}</p>"))
+
+    def broken(order: Any) -> Markup:
+        raise RuntimeError("boom")
+
+    panels.register("broken", "Broken", broken)
+    app.extensions["orderline.demo.pages"] = [("Slack sandbox", "/sandbox/slack")]
+    order_id = new_order(client, auth, manual_shop, run_jobs)
+    sign_in(client, tokens, "viewer")
+    html = client.get(f"/dashboard/orders/{order_id}").get_data(as_text=True)
+    number = client.get(f"/api/v1/orders/{order_id}", headers=auth()).json["number"]
+    assert "Slack card in #orders" in html and f"card for {number}" in html
+    assert "This panel could not be shown" in html  # a broken panel does not take the page down
+    assert 'href="/sandbox/slack"' in html

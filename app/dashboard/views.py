@@ -53,7 +53,29 @@ def _db() -> Any:
 def _template_globals() -> dict[str, Any]:
     actor = g.get("actor")
     return {"csrf_token": auth.csrf_token, "actor": actor, "demo": current_app.extensions.get("orderline.demo"),
+            # Pages of the demo's sandboxes (Slack channel, phone), listed in the navigation while a demo runs.
+            "sandbox_pages": current_app.extensions.get("orderline.demo.pages", []),
             "may": lambda role: actor is not None and actor.may(Role(role))}
+
+
+# Only this origin's scripts, styles and forms; never framed (a framed dashboard invites clickjacking).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@bp.after_request
+def _security_headers(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        if name == "Cache-Control" and request.endpoint == "dashboard.static":
+            continue  # the scripts and styles may be cached; pages and their data may not
+        response.headers.setdefault(name, value)
+    return response
 
 
 @bp.app_template_filter("money")

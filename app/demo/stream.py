@@ -156,10 +156,10 @@ class OrderStream:
                                                               for t in self.targets])[0]
         return order, target
 
-    def send_one(self) -> bool:
-        """Place one order and deliver its webhook; True when Orderline answered 2xx."""
+    def send_one(self, at: datetime | None = None) -> bool:
+        """Place one order (now, or `at` for a history) and deliver its webhook; True when Orderline answered 2xx."""
         order, target = self._next()
-        now = datetime.now(UTC)
+        now = at or datetime.now(UTC)
         order_id = 5_000_000_000 + order.number
         try:
             if target.channel == "shopify":

@@ -2,6 +2,8 @@
 (function () {
   "use strict";
   var root = document.getElementById("analytics");
+  var period = document.getElementById("period");
+  period.addEventListener("change", function () { period.submit(); });
   function byDay(days, perDay) { return days.map(function (d) { return perDay[d] === undefined ? 0 : perDay[d]; }); }
 
   fetch(root.dataset.source, {headers: {Accept: "application/json"}, credentials: "same-origin"})

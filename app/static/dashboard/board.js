@@ -86,6 +86,7 @@
       .finally(function () { timer = setTimeout(refresh, POLL_MS); });
   }
 
+  form.addEventListener("submit", function (event) { event.preventDefault(); refresh(); });
   var typing = null;
   form.addEventListener("input", function () { clearTimeout(typing); typing = setTimeout(refresh, 250); });
   form.addEventListener("change", refresh);
