@@ -200,6 +200,11 @@ def test_roles_apply_as_in_the_api(client: Any, auth: Any, tokens: dict[str, str
     csrf = sign_in(client, tokens, "manager")
     client.post(f"/dashboard/orders/{order_id}/actions/cancel", data={"csrf_token": csrf, "reason": "fraud"})
     assert status_of(client, auth, order_id) == "cancelled"
+    # A cancelled order offers nothing the transition table refuses; a note is still possible.
+    html = client.get(f"/dashboard/orders/{order_id}").get_data(as_text=True)
+    for name, offered in (("approve", False), ("release", False), ("pick", False), ("note", True)):
+        form = re.search(rf'data-action="{name}">(.*?)</form>', html, re.S)
+        assert form and ("not possible while the order is cancelled" in form.group(1)) != offered, name
 
 
 # --- operations -----------------------------------------------------------------------------------------

@@ -161,7 +161,8 @@ def return_rates(session: Session, days: int, limit: int = 15) -> list[dict[str,
         select(LineItem.sku, sold_units.label("sold"), returned_units.label("returned"))
         .join(Order, Order.id == LineItem.order_id)
         .where(Order.placed_at >= since, LineItem.sku.is_not(None), Order.status != str(OrderStatus.CANCELLED))
-        .group_by(LineItem.sku).order_by(returned_units.desc(), sold_units.desc(), LineItem.sku).limit(limit)).all()
+        .group_by(LineItem.sku)
+        .order_by((returned_units * 1.0 / sold_units).desc(), sold_units.desc(), LineItem.sku).limit(limit)).all()
     return [{"sku": sku, "sold": int(sold), "returned": int(returned or 0),
              "rate": round(int(returned or 0) / int(sold), 4) if sold else 0.0} for sku, sold, returned in rows]
 

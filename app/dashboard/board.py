@@ -14,7 +14,7 @@ from app.api.schemas import in_currency
 from app.models import Order, Shop
 from app.orders import actions
 from app.orders.errors import InvalidOrder, NotFound
-from app.orders.statuses import OrderStatus
+from app.orders.statuses import OrderStatus, can_transition
 from app.orders.types import Actor, Role
 
 PER_COLUMN = 25  # cards shown per status column; the count says how many there are in all
@@ -83,9 +83,26 @@ class ActionForm:
     role: Role
     allowed: bool  # the signed-in role may do it
     fields: tuple[ActionField, ...]
+    possible: bool = True  # the order's status allows it (as far as the page can tell; the action decides)
 
 
-def action_forms(actor: Actor) -> list[ActionForm]:
+# The status an action moves an order to, for the actions that move it: the page greys out the ones the
+# transition table (statuses.TRANSITIONS) refuses from the order's current status. Actions not named here
+# (notes, replies, and any new action) are always offered; the action itself still has the last word.
+ACTION_TARGETS: dict[str, OrderStatus] = {
+    "approve": OrderStatus.APPROVED, "hold": OrderStatus.ON_HOLD, "cancel": OrderStatus.CANCELLED,
+    "pick": OrderStatus.PICKING, "pack": OrderStatus.PACKED, "ship": OrderStatus.SHIPPED,
+}
+
+
+def possible(name: str, status: str) -> bool:
+    if name == "release":
+        return status == OrderStatus.ON_HOLD
+    target = ACTION_TARGETS.get(name)
+    return target is None or can_transition(status, target)
+
+
+def action_forms(actor: Actor, status: str | None = None) -> list[ActionForm]:
     """One form per registered staff action, read from `actions.ACTIONS`: its required arguments (`needs`) and
     the optional keyword arguments its function takes (pack's weight_grams, ship's carrier and service), so an
     action added to the registry appears here by itself."""
@@ -97,7 +114,8 @@ def action_forms(actor: Actor) -> list[ActionForm]:
                     and parameter.name != "expected_version"):
                 number = "int" in str(parameter.annotation)
                 fields.append(ActionField(parameter.name, False, "number" if number else "text"))
-        forms.append(ActionForm(name, spec.role, actor.may(spec.role), tuple(fields)))
+        forms.append(ActionForm(name, spec.role, actor.may(spec.role), tuple(fields),
+                                possible=status is None or possible(name, status)))
     return forms
 
 

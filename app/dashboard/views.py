@@ -177,8 +177,8 @@ def order_page(order_id: int) -> Any:
         except OrderError as error:
             abort(404, description=error.message)
         sms = [e for e in order.events if e.type in board.SMS_TYPES]
-        return render_template("dashboard/order.html", order=order, sms=sms, forms=board.action_forms(g.actor),
-                               panels=panels.render_all(order))
+        return render_template("dashboard/order.html", order=order, sms=sms, panels=panels.render_all(order),
+                               forms=board.action_forms(g.actor, order.status))
 
 
 @bp.get("/orders/<id:order_id>/version.json")

@@ -34,24 +34,26 @@ PRODUCTS: tuple[Product, ...] = (
 )
 BY_SKU = {p.sku: p for p in PRODUCTS}
 
-# Stock per location at the start (CSV rows for `app.stock.import_stock`): limited on purpose, some SKUs
-# run out during a burst and two are out of stock from the start, so backorders happen.
+# Stock per location at the start (CSV rows for `app.stock.import_stock`): limited on purpose: the coat and
+# the beanie run out within a Black Friday burst and the tote is out of stock from the start, so backorders
+# and split shipments (Stockholm + New Jersey) happen.
 STOCK_CSV = """location,sku,on_hand,bin
-STHLM,TEE-BLK-M,60,A-01-1
-STHLM,TEE-WHT-L,40,A-01-2
-STHLM,HOOD-GRY-M,25,A-02-1
-STHLM,JEANS-32,15,A-03-4
-STHLM,SCARF-RED,20,B-01-1
-STHLM,CAP-01,30,B-02-3
-STHLM,SOCK-3PK,80,B-03-1
-STHLM,COAT-WOOL-L,4,C-01-1
+STHLM,TEE-BLK-M,400,A-01-1
+STHLM,TEE-WHT-L,300,A-01-2
+STHLM,HOOD-GRY-M,150,A-02-1
+STHLM,JEANS-32,120,A-03-4
+STHLM,SCARF-RED,90,B-01-1
+STHLM,CAP-01,200,B-02-3
+STHLM,SOCK-3PK,500,B-03-1
+STHLM,COAT-WOOL-L,8,C-01-1
 STHLM,BAG-TOTE,0,B-04-2
-NJ,TEE-BLK-M,30,1-A
-NJ,HOOD-GRY-M,10,1-C
-NJ,JEANS-32,10,2-A
-NJ,CAP-01,15,2-C
-NJ,SOCK-3PK,40,3-A
-NJ,COAT-WOOL-L,2,4-A
+STHLM,BEANIE-NVY,12,B-05-1
+NJ,TEE-BLK-M,150,1-A
+NJ,HOOD-GRY-M,60,1-C
+NJ,JEANS-32,40,2-A
+NJ,CAP-01,80,2-C
+NJ,SOCK-3PK,200,3-A
+NJ,COAT-WOOL-L,4,4-A
 """
 
 

@@ -16,15 +16,22 @@
                     channels.map(function (c) { return {name: c, values: byDay(o.days, o.orders[c])}; }));
       } else Charts.empty(document.getElementById("chart-orders"), "No orders in this period.");
 
-      var revenue = [];
-      Object.keys(o.revenue).sort().forEach(function (currency) {
-        Object.keys(o.revenue[currency]).sort().forEach(function (c) {
-          var values = o.days.map(function (d) { var v = o.revenue[currency][c][d]; return v === undefined ? 0 : Number(v); });
-          revenue.push({name: c + " (" + currency + ")", values: values});
-        });
+      // One revenue chart per currency: amounts in different currencies never share an axis.
+      var revenueBox = document.getElementById("chart-revenue");
+      var currencies = Object.keys(o.revenue).sort(function (a, b) { return a < b ? -1 : 1; });
+      if (!currencies.length) Charts.empty(revenueBox, "No revenue in this period.");
+      else revenueBox.replaceChildren();
+      currencies.forEach(function (currency) {
+        var box = document.createElement("div");
+        box.className = "chart-part";
+        var title = document.createElement("h3");
+        title.textContent = currency;
+        revenueBox.appendChild(title);
+        revenueBox.appendChild(box);
+        Charts.line(box, o.days, Object.keys(o.revenue[currency]).sort().map(function (c) {
+          return {name: c, values: o.days.map(function (d) { var v = o.revenue[currency][c][d]; return v === undefined ? 0 : Number(v); })};
+        }));
       });
-      if (revenue.length) Charts.line(document.getElementById("chart-revenue"), o.days, revenue);
-      else Charts.empty(document.getElementById("chart-revenue"), "No revenue in this period.");
 
       var lead = data.lead_time;
       var leadBox = document.getElementById("chart-lead");

@@ -30,12 +30,12 @@
     a.href = orderUrl + order.id;
     a.dataset.orderId = order.id;
     var head = el("div", "card-head");
-    head.appendChild(el("strong", "", "#" + order.number));
+    head.appendChild(el("strong", "", order.number.charAt(0) === "#" ? order.number : "#" + order.number));
     head.appendChild(el("span", "amount", order.total + " " + order.currency));
     a.appendChild(head);
     a.appendChild(el("div", "customer", order.customer || "—"));
     var meta = el("div", "meta muted", order.shop + " · " + order.shipping_level + " · " +
-                  new Date(order.placed_at).toLocaleString());
+                  new Date(order.placed_at).toLocaleString([], {dateStyle: "short", timeStyle: "short"}));
     a.appendChild(meta);
     if (order.risk_level && order.risk_level !== "low") a.appendChild(el("span", "tag risk", "risk " + order.risk_level));
     if (order.shipping_level === "express") a.appendChild(el("span", "tag", "express"));

@@ -19,7 +19,7 @@ var Charts = (function () {
     return (n <= 2 ? 2 : n <= 5 ? 5 : 10) * step;
   }
 
-  function frame(container, labels, max, unit) {
+  function frame(container, labels, max, unit, band) {
     var root = svg("svg", {viewBox: "0 0 " + W + " " + H, role: "img", class: "svg-chart"});
     var plotH = H - PAD.t - PAD.b;
     for (var i = 0; i <= 4; i++) {
@@ -31,7 +31,7 @@ var Charts = (function () {
     var every = Math.max(1, Math.ceil(labels.length / 8));
     labels.forEach(function (label, index) {
       if (index % every) return;
-      root.appendChild(svg("text", {x: xAt(index, labels.length), y: H - 8, "text-anchor": "middle", class: "axis"},
+      root.appendChild(svg("text", {x: xAt(index, labels.length, band), y: H - 8, "text-anchor": "middle", class: "axis"},
                            label.slice(5)));
     });
     container.replaceChildren(root);
@@ -40,8 +40,10 @@ var Charts = (function () {
 
   function formatNumber(v) { return v >= 1000 ? (v / 1000).toFixed(v >= 10000 ? 0 : 1) + "k" : String(Math.round(v * 10) / 10); }
 
-  function xAt(index, count) {
+  // Points sit on the edges of the plot (lines), or in the middle of equal bands (bars).
+  function xAt(index, count, band) {
     var plotW = W - PAD.l - PAD.r;
+    if (band) return PAD.l + plotW * (index + 0.5) / count;
     return PAD.l + (count <= 1 ? plotW / 2 : plotW * index / (count - 1));
   }
 
@@ -92,7 +94,7 @@ var Charts = (function () {
   function stacked(container, labels, series, colors) {
     var totals = labels.map(function (_, i) { return series.reduce(function (sum, s) { return sum + (s.values[i] || 0); }, 0); });
     var max = niceMax(Math.max.apply(null, [0].concat(totals)));
-    var root = frame(container, labels, max);
+    var root = frame(container, labels, max, "", true);
     var plotW = W - PAD.l - PAD.r;
     var barW = Math.max(2, plotW / Math.max(1, labels.length) * 0.7);
     labels.forEach(function (label, index) {
@@ -101,7 +103,7 @@ var Charts = (function () {
         var v = s.values[index] || 0;
         if (!v) return;
         var top = yAt(base + v, max), bottom = yAt(base, max);
-        var rect = svg("rect", {x: xAt(index, labels.length) - barW / 2, y: top, width: barW, height: bottom - top,
+        var rect = svg("rect", {x: xAt(index, labels.length, true) - barW / 2, y: top, width: barW, height: bottom - top,
                                 fill: (colors || COLORS)[i % COLORS.length]});
         rect.appendChild(svg("title", {}, s.name + " " + label + ": " + v));
         root.appendChild(rect);
@@ -114,13 +116,14 @@ var Charts = (function () {
 
   // Horizontal bars: rows [{label, value, note}], value in [0, 1] shown as a percentage.
   function hbars(container, rows) {
-    var rowH = 22, width = W;
-    var root = svg("svg", {viewBox: "0 0 " + width + " " + (rows.length * rowH + 8), role: "img", class: "svg-chart"});
+    var rowH = 22, width = Math.max(420, container.clientWidth || W);
+    var root = svg("svg", {viewBox: "0 0 " + width + " " + (rows.length * rowH + 8), role: "img", class: "svg-chart",
+                           width: width, height: rows.length * rowH + 8});
     var max = Math.max.apply(null, [0.0001].concat(rows.map(function (r) { return r.value; })));
     rows.forEach(function (r, i) {
       var y = 4 + i * rowH;
       root.appendChild(svg("text", {x: 150, y: y + 14, "text-anchor": "end", class: "axis"}, r.label));
-      var w = (width - 330) * r.value / max;
+      var w = (width - 360) * r.value / max;
       root.appendChild(svg("rect", {x: 158, y: y + 3, width: Math.max(1, w), height: rowH - 8, fill: COLORS[1]}));
       root.appendChild(svg("text", {x: 164 + w, y: y + 14, class: "axis"}, (r.value * 100).toFixed(1) + " % · " + r.note));
     });
