@@ -36,6 +36,16 @@ def new_order(client: Any, auth: Any, shop_id: int, run_jobs: Any, **overrides: 
     return int(response.json["id"])
 
 
+def add_failed_job(runtime: Any, order_id: int) -> int:
+    """A triage job that ran out of attempts, as the outbox records one."""
+    with runtime.db.session() as session:
+        failed = OutboxEvent(job="triage_order", payload={"order_id": order_id}, status="failed", attempts=5,
+                             last_error="ConnectionError: carrier down", finished_at=utcnow())
+        session.add(failed)
+        session.flush()
+        return failed.id
+
+
 def status_of(client: Any, auth: Any, order_id: int) -> str:
     return str(client.get(f"/api/v1/orders/{order_id}", headers=auth("viewer")).json["status"])
 
@@ -214,12 +224,7 @@ def test_ops_page_lists_failed_jobs_and_a_manager_requeues_one(client: Any, auth
                                                                manual_shop: int, run_jobs: Any,
                                                                runtime: Any) -> None:
     order_id = new_order(client, auth, manual_shop, run_jobs)
-    with runtime.db.session() as session:
-        failed = OutboxEvent(job="triage_order", payload={"order_id": order_id}, status="failed", attempts=5,
-                             last_error="ConnectionError: carrier down", finished_at=utcnow())
-        session.add(failed)
-        session.flush()
-        failed_id = failed.id
+    failed_id = add_failed_job(runtime, order_id)
     csrf = sign_in(client, tokens, "operator")
     html = client.get("/dashboard/ops").get_data(as_text=True)
     assert f'data-job="{failed_id}"' in html and "ConnectionError: carrier down" in html

@@ -3,13 +3,21 @@ real receiver verifies and ingest turns into orders."""
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
 import pytest
+import requests
 from click.testing import CliRunner
+from redis import Redis
 from sqlalchemy import func, select
 
 from app.cli import cli
@@ -110,3 +118,66 @@ def test_demo_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CliRunner().invoke(cli, ["demo"])
     assert result.exit_code != 0
     assert "refused in production" in result.output
+
+
+def test_the_dashboards_burst_button_sends_a_black_friday_burst(app: Any, client: Any, runtime: Any, fakes: Fakes,
+                                                                 live_server: str, tokens: dict[str, str],  # noqa: F811
+                                                                 run_jobs: Any) -> None:
+    stream = stream_for(runtime, fakes, live_server)
+    app.extensions["orderline.demo"] = stream
+    client.post("/dashboard/sign-in", data={"token": tokens["operator"]})
+    page = client.get("/dashboard/ops").get_data(as_text=True)
+    assert "Black Friday burst" in page and "sends 10 orders" in page
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    done = client.post("/dashboard/ops/burst", data={"csrf_token": csrf}, follow_redirects=True)
+    assert "Black Friday burst: 10 orders on their way" in done.get_data(as_text=True)
+    deadline = time.monotonic() + 30
+    while stream.sent + stream.failed < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run_jobs()
+    with runtime.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Order)) == 10
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_orderline_demo_shows_orders_within_a_minute(redis_url: str, tmp_path: Any) -> None:
+    """The README's promise, as a newcomer runs it: the command starts, prints a token, orders arrive."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "ORDERLINE_ENV")}
+    env.update(ORDERLINE_INSTANCE_DIR=str(tmp_path), REDIS_URL=redis_url, LOG_LEVEL="WARNING")
+    process = subprocess.Popen([sys.executable, "-m", "app", "demo", "--port", str(port), "--every", "0.5"],
+                               env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        token_file = tmp_path / "dev-api-token"
+        deadline = time.monotonic() + 60
+        orders: list[Any] = []
+        triaged = False
+        while time.monotonic() < deadline and not (len(orders) >= 3 and triaged):
+            time.sleep(0.5)
+            assert process.poll() is None, process.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+            if not token_file.exists():
+                continue
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/api/v1/orders", timeout=5,
+                                        headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
+            except requests.ConnectionError:
+                continue
+            orders = response.json()["data"]
+            triaged = any(o["status"] == "needs_review" for o in orders)  # the demo's worker is running
+        assert len(orders) >= 3, "no orders arrived within a minute"
+        assert triaged, "the orders arrived but no worker triaged them"
+        dashboard = requests.get(f"http://127.0.0.1:{port}/dashboard/", timeout=5, allow_redirects=False)
+        assert dashboard.status_code == 302 and "/dashboard/sign-in" in dashboard.headers["Location"]
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # the demo and the worker it started
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        Redis.from_url(redis_url).flushdb()

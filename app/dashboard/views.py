@@ -168,14 +168,18 @@ def board_json() -> Any:
 # --- one order ------------------------------------------------------------------------------------------
 
 
+def _order_or_404(session: Any, order_id: int) -> Any:
+    try:
+        return board.full_order(session, order_id)
+    except OrderError as error:
+        abort(404, description=error.message)
+
+
 @bp.get("/orders/<id:order_id>")
 @auth.staff()
 def order_page(order_id: int) -> Any:
     with _db().session() as session:
-        try:
-            order = board.full_order(session, order_id)
-        except OrderError as error:
-            abort(404, description=error.message)
+        order = _order_or_404(session, order_id)
         sms = [e for e in order.events if e.type in board.SMS_TYPES]
         return render_template("dashboard/order.html", order=order, sms=sms, panels=panels.render_all(order),
                                forms=board.action_forms(g.actor, order.status))
@@ -186,10 +190,7 @@ def order_page(order_id: int) -> Any:
 def order_version(order_id: int) -> Any:
     """Polled by the order's page so it can say when someone else changed the order."""
     with _db().session() as session:
-        try:
-            order = board.full_order(session, order_id)
-        except OrderError as error:
-            abort(404, description=error.message)
+        order = _order_or_404(session, order_id)
         return jsonify(id=order.id, version=order.version, status=order.status)
 
 

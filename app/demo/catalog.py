@@ -33,6 +33,9 @@ PRODUCTS: tuple[Product, ...] = (
     Product("BEANIE-NVY", "Beanie", "Navy", Decimal("229.00"), Decimal("20.00"), 90),
 )
 BY_SKU = {p.sku: p for p in PRODUCTS}
+# How often each SKU is picked relative to the others (1.0 when not named).
+POPULARITY: dict[str, float] = {"TEE-BLK-M": 3.0, "TEE-WHT-L": 2.0, "SOCK-3PK": 2.0, "COAT-WOOL-L": 0.0,
+                                "BAG-TOTE": 0.3, "BEANIE-NVY": 0.6}
 
 # Stock per location at the start (CSV rows for `app.stock.import_stock`): limited on purpose: the coat and
 # the beanie run out within a Black Friday burst and the tote is out of stock from the start, so backorders
@@ -127,7 +130,13 @@ def random_order(rng: random.Random, number: int) -> DemoOrder:
     if roll < 0.07:  # high value: someone buys a rack of coats
         lines: tuple[Line, ...] = (Line(BY_SKU["COAT-WOOL-L"], rng.randint(3, 6)),)
     else:
-        chosen = rng.sample(PRODUCTS, k=rng.choice((1, 1, 2, 2, 3)))
+        # Popular items more often; the coat only in the big orders above, the tote (out of stock) rarely.
+        wanted = rng.choice((1, 1, 2, 2, 3))
+        chosen: list[Product] = []
+        while len(chosen) < wanted:
+            product = rng.choices(PRODUCTS, weights=[POPULARITY.get(p.sku, 1.0) for p in PRODUCTS])[0]
+            if product not in chosen:
+                chosen.append(product)
         lines = tuple(Line(p, rng.choice((1, 1, 1, 2, 3))) for p in chosen)
     title, _share, price = rng.choices(SHIPPING_OPTIONS, weights=[s[1] for s in SHIPPING_OPTIONS])[0]
     note = rng.choice((None, None, None, "Gift wrap please", "Leave at the door"))

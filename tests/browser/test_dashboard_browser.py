@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 from app.models import OutboxEvent
-from app.store import utcnow
 from tests.browser.conftest import sign_in
 from tests.conftest import order_payload
+from tests.test_dashboard import add_failed_job
 
 
 def create_orders(client: Any, auth: Any, shop_id: int, run_jobs: Any) -> tuple[int, int]:
@@ -89,12 +89,7 @@ def test_the_ops_page_shows_a_failed_job_and_requeues_it(page: Any, live_server:
                                                          tokens: dict[str, str], manual_shop: int, run_jobs: Any,
                                                          runtime: Any) -> None:
     anna, _bo = create_orders(client, auth, manual_shop, run_jobs)
-    with runtime.db.session() as session:
-        failed = OutboxEvent(job="triage_order", payload={"order_id": anna}, status="failed", attempts=5,
-                             last_error="ConnectionError: carrier down", finished_at=utcnow())
-        session.add(failed)
-        session.flush()
-        failed_id = failed.id
+    failed_id = add_failed_job(runtime, anna)
     sign_in(page, live_server, tokens["manager"])
     page.click("text=Operations")
     row = page.locator(f'#failed-jobs tr[data-job="{failed_id}"]')
