@@ -594,8 +594,13 @@ Orderline demo is running. Open {base}/dashboard/ and sign in with this token (m
     threading.Timer(1.0, running.stream.start).start()  # once the server listens
     if burst:
         threading.Timer(1.5, running.stream.burst, kwargs={"count": burst}).start()
+    import signal
+    import sys
+
     from werkzeug.serving import run_simple
 
+    # SIGTERM ends the demo like Ctrl-C does: the worker and the embedded Redis are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         run_simple(host, port, running.app, threaded=True, use_reloader=False)
     finally:
