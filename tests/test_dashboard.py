@@ -16,9 +16,16 @@ from app.store import utcnow
 from tests.conftest import order_payload
 
 
-def sign_in(client: Any, tokens: dict[str, str], role: str = "manager") -> str:
-    """Sign in with the role's token; returns the session's CSRF token as the page carries it."""
-    response = client.post("/dashboard/sign-in", data={"token": tokens[role]})
+def sign_in(client: Any, tokens: dict[str, str], role: str = "manager", **form: str) -> Any:
+    """Sign in with the role's token through the sign-in form (which carries its own CSRF token)."""
+    page = client.get("/dashboard/sign-in").get_data(as_text=True)
+    return client.post("/dashboard/sign-in", data={"token": tokens.get(role, role), "csrf_token": csrf_of(page),
+                                                   **form})
+
+
+def signed_in(client: Any, tokens: dict[str, str], role: str = "manager") -> str:
+    """Sign in as `role`; returns the session's CSRF token as the pages carry it."""
+    response = sign_in(client, tokens, role)
     assert response.status_code == 302, response.data
     return csrf_of(client.get("/dashboard/").get_data(as_text=True))
 
@@ -58,13 +65,16 @@ def test_pages_need_a_signed_in_token(client: Any, tokens: dict[str, str]) -> No
     assert page.status_code == 302 and "/dashboard/sign-in?next=/dashboard/ops" in page.headers["Location"]
     assert client.get("/dashboard/board.json").status_code == 401
 
-    wrong = client.post("/dashboard/sign-in", data={"token": "ol_not-a-real-token"})
+    wrong = sign_in(client, tokens, "ol_not-a-real-token")
     assert wrong.status_code == 401 and "the API token is not valid" in wrong.get_data(as_text=True)
     assert client.get("/dashboard/board.json").status_code == 401
+    # A sign-in form posted from elsewhere (no CSRF token) is refused even with a good token.
+    assert client.post("/dashboard/sign-in", data={"token": tokens["viewer"]}).status_code == 403
+    assert client.get("/dashboard/board.json").status_code == 401
 
-    signed_in = client.post("/dashboard/sign-in", data={"token": tokens["viewer"], "next": "/dashboard/ops"})
-    assert (signed_in.status_code, signed_in.headers["Location"]) == (302, "/dashboard/ops")
-    cookie = signed_in.headers["Set-Cookie"]
+    response = sign_in(client, tokens, "viewer", next="/dashboard/ops")
+    assert (response.status_code, response.headers["Location"]) == (302, "/dashboard/ops")
+    cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     assert tokens["viewer"] not in cookie  # the session holds the token's id, never the token
     assert client.get("/dashboard/board.json").status_code == 200
@@ -72,12 +82,12 @@ def test_pages_need_a_signed_in_token(client: Any, tokens: dict[str, str]) -> No
 
 def test_sign_in_never_redirects_off_the_dashboard(client: Any, tokens: dict[str, str]) -> None:
     for target in ("https://evil.example/", "//evil.example/dashboard", "/api/v1/orders"):
-        response = client.post("/dashboard/sign-in", data={"token": tokens["viewer"], "next": target})
+        response = sign_in(client, tokens, "viewer", next=target)
         assert response.headers["Location"] == "/dashboard/"
 
 
 def test_revoking_the_token_ends_its_sessions(client: Any, tokens: dict[str, str], runtime: Any) -> None:
-    sign_in(client, tokens, "operator")
+    signed_in(client, tokens, "operator")
     from app.models import ApiToken
 
     with runtime.db.session() as session:
@@ -88,7 +98,7 @@ def test_revoking_the_token_ends_its_sessions(client: Any, tokens: dict[str, str
 
 
 def test_sign_out_needs_the_csrf_token(client: Any, tokens: dict[str, str]) -> None:
-    csrf = sign_in(client, tokens)
+    csrf = signed_in(client, tokens)
     assert client.post("/dashboard/sign-out").status_code == 403  # a forged cross-site sign-out does nothing
     assert client.get("/dashboard/board.json").status_code == 200
     assert client.post("/dashboard/sign-out", data={"csrf_token": csrf}).status_code == 302
@@ -105,7 +115,7 @@ def test_board_groups_orders_by_status_with_filters_and_search(client: Any, auth
                    customer={"name": "Bo Ek", "email": "bo@example.se"},
                    line_items=[{"sku": "SCARF-RED", "title": "Scarf", "quantity": 1, "unit_price": "299.00"}])
     client.post(f"/api/v1/orders/{bo}/actions/hold", json={"reason": "address check"}, headers=auth("operator"))
-    sign_in(client, tokens, "viewer")
+    signed_in(client, tokens, "viewer")
 
     data = client.get("/dashboard/board.json").json
     columns = {c["status"]: c for c in data["columns"]}
@@ -147,7 +157,7 @@ def test_order_page_shows_the_order_and_an_action_per_registered_action(
                              "Customer texted: var är mitt paket?", text="var är mitt paket?")
         session.add(Shipment(order_id=order_id, carrier="sandbox", service="ground", status="in_transit",
                              tracking_number="SBX123", tracking_url="https://track.example/SBX123"))
-    sign_in(client, tokens, "operator")
+    signed_in(client, tokens, "operator")
     html = client.get(f"/dashboard/orders/{order_id}").get_data(as_text=True)
     assert "Anna Berg" in html and "Storgatan 12" in html and "TEE-BLK-M" in html
     assert "596.50 SEK" in html
@@ -166,7 +176,7 @@ def test_an_action_from_the_dashboard_moves_the_order(client: Any, auth: Any, to
                                                       manual_shop: int, run_jobs: Any) -> None:
     order_id = new_order(client, auth, manual_shop, run_jobs)
     version = client.get(f"/api/v1/orders/{order_id}", headers=auth()).json["version"]
-    csrf = sign_in(client, tokens, "operator")
+    csrf = signed_in(client, tokens, "operator")
 
     forged = client.post(f"/dashboard/orders/{order_id}/actions/approve", data={"expected_version": version})
     assert forged.status_code == 403
@@ -190,7 +200,7 @@ def test_an_action_from_the_dashboard_moves_the_order(client: Any, auth: Any, to
 def test_roles_apply_as_in_the_api(client: Any, auth: Any, tokens: dict[str, str], manual_shop: int,
                                    run_jobs: Any) -> None:
     order_id = new_order(client, auth, manual_shop, run_jobs)
-    csrf = sign_in(client, tokens, "viewer")
+    csrf = signed_in(client, tokens, "viewer")
     refused = client.post(f"/dashboard/orders/{order_id}/actions/approve", data={"csrf_token": csrf},
                           follow_redirects=True)
     assert "needs the operator role" in refused.get_data(as_text=True)
@@ -199,7 +209,7 @@ def test_roles_apply_as_in_the_api(client: Any, auth: Any, tokens: dict[str, str
                         follow_redirects=True)
     assert "note: done" in noted.get_data(as_text=True)
 
-    csrf = sign_in(client, tokens, "operator")
+    csrf = signed_in(client, tokens, "operator")
     refused = client.post(f"/dashboard/orders/{order_id}/actions/cancel",
                           data={"csrf_token": csrf, "reason": "fraud"}, follow_redirects=True)
     assert "needs the manager role" in refused.get_data(as_text=True)
@@ -207,7 +217,7 @@ def test_roles_apply_as_in_the_api(client: Any, auth: Any, tokens: dict[str, str
                         follow_redirects=True)
     assert "needs a reason" in empty.get_data(as_text=True)
 
-    csrf = sign_in(client, tokens, "manager")
+    csrf = signed_in(client, tokens, "manager")
     client.post(f"/dashboard/orders/{order_id}/actions/cancel", data={"csrf_token": csrf, "reason": "fraud"})
     assert status_of(client, auth, order_id) == "cancelled"
     # A cancelled order offers nothing the transition table refuses; a note is still possible.
@@ -225,12 +235,12 @@ def test_ops_page_lists_failed_jobs_and_a_manager_requeues_one(client: Any, auth
                                                                runtime: Any) -> None:
     order_id = new_order(client, auth, manual_shop, run_jobs)
     failed_id = add_failed_job(runtime, order_id)
-    csrf = sign_in(client, tokens, "operator")
+    csrf = signed_in(client, tokens, "operator")
     html = client.get("/dashboard/ops").get_data(as_text=True)
     assert f'data-job="{failed_id}"' in html and "ConnectionError: carrier down" in html
     assert client.post(f"/dashboard/ops/jobs/{failed_id}/requeue", data={"csrf_token": csrf}).status_code == 403
 
-    csrf = sign_in(client, tokens, "manager")
+    csrf = signed_in(client, tokens, "manager")
     client.post(f"/dashboard/ops/jobs/{failed_id}/requeue", data={"csrf_token": csrf})
     with runtime.db.session() as session:
         assert session.get(OutboxEvent, failed_id).status == "pending"
@@ -253,7 +263,7 @@ def test_ops_page_replays_a_failed_delivery(client: Any, tokens: dict[str, str],
         session.add(delivery)
         session.flush()
         delivery_id = delivery.id
-    csrf = sign_in(client, tokens, "manager")
+    csrf = signed_in(client, tokens, "manager")
     html = client.get("/dashboard/ops").get_data(as_text=True)
     assert f'data-inbound="{delivery_id}"' in html and "the body is not JSON" in html
     client.post(f"/dashboard/ops/inbound/{delivery_id}/replay", data={"csrf_token": csrf})
@@ -284,7 +294,7 @@ def test_analytics_figures(client: Any, auth: Any, tokens: dict[str, str], manua
         session.add(Shipment(order_id=fast, status="in_transit", shipped_at=two_days_ago + timedelta(hours=10)))
         session.add(Shipment(order_id=slow, status="in_transit", shipped_at=two_days_ago + timedelta(hours=30)))
         session.add(Return(order_id=slow, rma="RMA-1", status="requested"))
-    sign_in(client, tokens, "viewer")
+    signed_in(client, tokens, "viewer")
 
     data = client.get("/dashboard/analytics.json?days=7").json
     per_day = data["orders_per_day"]
@@ -321,7 +331,7 @@ def test_percentile_is_nearest_rank(hours: list[float], p: int, expected: float)
 
 
 def test_pages_forbid_framing_and_foreign_scripts(client: Any, tokens: dict[str, str]) -> None:
-    sign_in(client, tokens, "viewer")
+    signed_in(client, tokens, "viewer")
     page = client.get("/dashboard/")
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
@@ -345,7 +355,7 @@ def test_panels_and_sandbox_pages_plug_in(client: Any, auth: Any, tokens: dict[s
     panels.register("broken", "Broken", broken)
     app.extensions["orderline.demo.pages"] = [("Slack sandbox", "/sandbox/slack")]
     order_id = new_order(client, auth, manual_shop, run_jobs)
-    sign_in(client, tokens, "viewer")
+    signed_in(client, tokens, "viewer")
     html = client.get(f"/dashboard/orders/{order_id}").get_data(as_text=True)
     number = client.get(f"/api/v1/orders/{order_id}", headers=auth()).json["number"]
     assert "Slack card in #orders" in html and f"card for {number}" in html

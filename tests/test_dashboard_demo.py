@@ -4,7 +4,6 @@ real receiver verifies and ingest turns into orders."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from app.models import InboundEvent, Location, Order, Shop, StockLevel
 from jobs.ingest import client_for
 from tests.browser.conftest import live_server  # noqa: F401 - the fixture, served here too
 from tests.conftest import SHOPIFY_TEST_SECRET
+from tests.test_dashboard import signed_in
 
 
 @pytest.fixture
@@ -125,10 +125,9 @@ def test_the_dashboards_burst_button_sends_a_black_friday_burst(app: Any, client
                                                                  run_jobs: Any) -> None:
     stream = stream_for(runtime, fakes, live_server)
     app.extensions["orderline.demo"] = stream
-    client.post("/dashboard/sign-in", data={"token": tokens["operator"]})
+    csrf = signed_in(client, tokens, "operator")
     page = client.get("/dashboard/ops").get_data(as_text=True)
     assert "Black Friday burst" in page and "sends 10 orders" in page
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)  # type: ignore[union-attr]
     done = client.post("/dashboard/ops/burst", data={"csrf_token": csrf}, follow_redirects=True)
     assert "Black Friday burst: 10 orders on their way" in done.get_data(as_text=True)
     deadline = time.monotonic() + 30

@@ -71,6 +71,13 @@ def csrf_token() -> str:
     return str(session.get(CSRF_FIELD, ""))
 
 
+def ensure_csrf_token() -> str:
+    """This browser's CSRF token, made now if it has none yet (before sign-in)."""
+    if not session.get(CSRF_FIELD):
+        session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return csrf_token()
+
+
 def check_csrf() -> None:
     """Refuse a POST whose CSRF token (form field or header) is not this session's."""
     sent = request.form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""

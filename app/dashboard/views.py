@@ -103,13 +103,14 @@ def _safe_next(target: str | None) -> str:
 
 @bp.get("/sign-in")
 def sign_in_page() -> str:
+    auth.ensure_csrf_token()  # the sign-in form is a POST like any other: it carries one too
     return render_template("dashboard/sign_in.html", next=request.args.get("next", ""), problem="")
 
 
 @bp.post("/sign-in")
 def sign_in() -> Any:
-    # No CSRF token exists before sign-in; SameSite=Strict on the cookie and the token itself (which an
-    # attacker would need) keep a forged sign-in from doing harm.
+    # Checked before the token: a forged sign-in (into someone else's account) is refused like any forged POST.
+    auth.check_csrf()
     actor, problem = auth.sign_in(request.form.get("token", ""))
     if actor is None:
         return render_template("dashboard/sign_in.html", next=request.form.get("next", ""), problem=problem), 401
