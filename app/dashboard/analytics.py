@@ -29,7 +29,8 @@ from app.store import UTCDateTime, utcnow
 
 # Hours from placing an order to its parcel leaving, per shipping level; a shop overrides any of them in
 # `settings.shipping_promise_hours`, e.g. {"express": 12}.
-DEFAULT_PROMISE_HOURS: dict[str, int] = {"express": 24, "priority": 24, "standard": 72, "economy": 120}
+DEFAULT_PROMISE_HOURS: dict[str, int] = {"overnight": 12, "express": 24, "priority": 24, "standard": 72,
+                                         "economy": 120}
 FALLBACK_PROMISE_HOURS = DEFAULT_PROMISE_HOURS["standard"]
 PERCENTILES = (50, 75, 90, 95, 99)
 MAX_DAYS = 366
