@@ -172,6 +172,29 @@ def test_order_page_shows_the_order_and_an_action_per_registered_action(
     assert client.get("/dashboard/orders/999999").status_code == 404
 
 
+def test_order_page_shows_where_a_split_order_ships_from(client: Any, auth: Any, tokens: dict[str, str],
+                                                         manual_shop: int, run_jobs: Any, runtime: Any) -> None:
+    from app import stock
+    from app.models import Location
+
+    with runtime.db.session() as session:
+        session.add_all([Location(code="STHLM", name="Stockholm", country_code="SE", priority=10),
+                         Location(code="NJ", name="New Jersey", country_code="US", priority=20)])
+        session.flush()
+        stock.import_stock(session, "location,sku,on_hand\nSTHLM,TEE-BLK-M,1\nNJ,TEE-BLK-M,5\nSTHLM,CAP-01,3\n")
+    order_id = new_order(client, auth, manual_shop, run_jobs)
+    client.post(f"/api/v1/orders/{order_id}/actions/approve", headers=auth("operator"))
+    run_jobs()  # allocation: one T-shirt from Stockholm, the other from New Jersey
+    assert status_of(client, auth, order_id) == "allocated"
+    signed_in(client, tokens, "viewer")
+    html = client.get(f"/dashboard/orders/{order_id}").get_data(as_text=True)
+    ships_from = re.search(r'id="ships-from">(.*?)</section>', html, re.S).group(1)  # type: ignore[union-attr]
+    assert "split: 2 locations" in ships_from
+    assert re.search(r"<strong>STHLM</strong> Stockholm: 1× <code>TEE-BLK-M</code>, 1× <code>CAP-01</code>",
+                     ships_from)
+    assert re.search(r"<strong>NJ</strong> New Jersey: 1× <code>TEE-BLK-M</code>", ships_from)
+
+
 def test_an_action_from_the_dashboard_moves_the_order(client: Any, auth: Any, tokens: dict[str, str],
                                                       manual_shop: int, run_jobs: Any) -> None:
     order_id = new_order(client, auth, manual_shop, run_jobs)

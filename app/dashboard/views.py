@@ -22,7 +22,7 @@ from flask import (
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app import inbox
+from app import inbox, stock
 from app.api.schemas import CHANNELS, OrderListArgs, in_currency
 from app.dashboard import analytics, auth, board, operations, panels
 from app.models import OutboxEvent
@@ -182,8 +182,10 @@ def order_page(order_id: int) -> Any:
     with _db().session() as session:
         order = _order_or_404(session, order_id)
         sms = [e for e in order.events if e.type in board.SMS_TYPES]
+        # Where the goods come from (reserved or picked, per location): a split order shows two groups.
+        ships_from = stock.by_location(stock.allocations_of(session, order.id, statuses=stock.HOLDING))
         return render_template("dashboard/order.html", order=order, sms=sms, panels=panels.render_all(order),
-                               forms=board.action_forms(g.actor, order.status))
+                               forms=board.action_forms(g.actor, order.status), ships_from=ships_from)
 
 
 @bp.get("/orders/<id:order_id>/version.json")
