@@ -50,7 +50,7 @@ def card(order: Order, shop_name: str) -> dict[str, Any]:
         "id": order.id, "number": order.number, "status": order.status, "channel": order.channel,
         "shop": shop_name, "customer": order.customer_name or order.customer_email or "",
         "total": in_currency(str(order.total), order.currency), "currency": order.currency,
-        "shipping_level": order.shipping_level, "risk_level": order.risk_level,
+        "shipping_level": order.shipping_level, "risk_level": order.risk_level, "tags": list(order.tags or [])[:3],
         "placed_at": order.placed_at.isoformat(), "version": order.version,
     }
 

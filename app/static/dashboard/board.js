@@ -38,7 +38,8 @@
                   new Date(order.placed_at).toLocaleString([], {dateStyle: "short", timeStyle: "short"}));
     a.appendChild(meta);
     if (order.risk_level && order.risk_level !== "low") a.appendChild(el("span", "tag risk", "risk " + order.risk_level));
-    if (order.shipping_level === "express") a.appendChild(el("span", "tag", "express"));
+    if (order.shipping_level === "express" || order.shipping_level === "overnight") a.appendChild(el("span", "tag", order.shipping_level));
+    (order.tags || []).forEach(function (tag) { a.appendChild(el("span", "tag", tag)); });
     return a;
   }
 
