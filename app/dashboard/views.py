@@ -182,8 +182,9 @@ def order_page(order_id: int) -> Any:
     with _db().session() as session:
         order = _order_or_404(session, order_id)
         sms = [e for e in order.events if e.type in board.SMS_TYPES]
-        # Where the goods come from (reserved or picked, per location): a split order shows two groups.
-        ships_from = stock.by_location(stock.allocations_of(session, order.id, statuses=stock.HOLDING))
+        # Where the goods come from (reserved, picked or shipped; per location): a split order shows two groups.
+        ships_from = stock.by_location(stock.allocations_of(
+            session, order.id, statuses=[*stock.HOLDING, stock.AllocationStatus.SHIPPED.value]))
         return render_template("dashboard/order.html", order=order, sms=sms, panels=panels.render_all(order),
                                forms=board.action_forms(g.actor, order.status), ships_from=ships_from)
 
