@@ -131,6 +131,11 @@ def _register(app: Flask) -> None:
 
     init_slack(app, app.extensions["orderline"])
     # --- end Slack ---
+    # --- staff dashboard (/dashboard) ---
+    from app.dashboard import init_dashboard
+
+    init_dashboard(app, app.extensions["orderline"])
+    # --- end staff dashboard ---
 
     @app.errorhandler(OrderError)
     def order_error(error: OrderError) -> Response:

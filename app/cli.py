@@ -622,5 +622,59 @@ def catalogue_import(file: Any, shop_id: int) -> None:
                f"{result.unchanged} unchanged")
 
 
+# --- demo (sandbox shops, order stream, dashboard) ------------------------------------------------------
+
+
+@cli.command("demo", with_appcontext=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--every", default=4.0, show_default=True, type=click.FloatRange(0.2, 3600),
+              help="Seconds between orders (on average).")
+@click.option("--burst", "burst", default=0, type=click.IntRange(0, 10000),
+              help="Send a Black Friday burst of this many orders at the start.")
+@click.option("--seed", "seed_value", type=int, help="Seed the order generator (the same stream every run).")
+def demo(host: str, port: int, every: float, burst: int, seed_value: int | None) -> None:
+    """Try Orderline in a minute: sandbox Shopify and WooCommerce shops send orders, a worker runs, and the
+    staff dashboard shows them. Nothing leaves this machine. Refused in production."""
+    from app import demo as demo_module
+    from app.devserver import redis_reachable, start_embedded_redis, start_worker_process
+
+    settings = load_settings()
+    if settings.is_production:
+        raise click.ClickException("the demo uses sandboxes and development defaults; it is refused in production")
+    if not redis_reachable(settings.redis_url):
+        os.environ["REDIS_URL"] = start_embedded_redis(settings.instance_dir / "redis")
+    base = f"http://{host}:{port}"
+    running = demo_module.start(load_settings(), base_url=base, every=every, seed_value=seed_value)
+    start_worker_process({**running.env, "REDIS_URL": running.app.extensions["orderline"].settings.redis_url})
+    token = (running.app.extensions["orderline"].settings.instance_dir / "dev-api-token").read_text().strip()
+    pages = "".join(f"\n  {title}: {base}{path}" for title, path in
+                    running.app.extensions.get("orderline.demo.pages", []))
+    click.secho(f"""
+Orderline demo is running. Open {base}/dashboard/ and sign in with this token (manager):
+
+  {token}
+
+  Sandbox shops: Shopify {running.fakes.shopify.url}, WooCommerce {running.fakes.woocommerce.url}
+  A new order about every {every:g} s; Black Friday: the button on {base}/dashboard/ops{pages}
+""", fg="green", err=True)
+    import threading
+
+    threading.Timer(1.0, running.stream.start).start()  # once the server listens
+    if burst:
+        threading.Timer(1.5, running.stream.burst, kwargs={"count": burst}).start()
+    import signal
+    import sys
+
+    from werkzeug.serving import run_simple
+
+    # SIGTERM ends the demo like Ctrl-C does: the worker and the embedded Redis are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        run_simple(host, port, running.app, threaded=True, use_reloader=False)
+    finally:
+        running.stop()
+
+
 def main() -> None:
     cli(prog_name="orderline")
