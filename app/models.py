@@ -562,6 +562,27 @@ class SlackMessage(Base):
     # Cards: the last timeline entry already told in the card's thread.
     last_event_id: Mapped[int | None] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SlackStaff(Base):
+    """A Slack user (U…) or user group (S…) and the role it acts with. A group's members are cached here by
+    `orderline slack staff add` (usergroups.users.list), so a button click needs no Slack call to find a role."""
+
+    __tablename__ = "slack_staff"
+    __table_args__ = (UniqueConstraint("slack_id", name="uq_slack_staff_slack_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slack_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(8))  # user | group
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | manager
+    name: Mapped[str | None] = mapped_column(String(255))
+    members: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- end Slack ------------------------------------------------------------------------------------------
 
 
 # --- SMS (app/sms, integrations/twilio) ------------------------------------------------------------------
@@ -609,23 +630,6 @@ class SmsMessage(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class SlackStaff(Base):
-    """A Slack user (U…) or user group (S…) and the role it acts with. A group's members are cached here by
-    `orderline slack staff add` (usergroups.users.list), so a button click needs no Slack call to find a role."""
-
-    __tablename__ = "slack_staff"
-    __table_args__ = (UniqueConstraint("slack_id", name="uq_slack_staff_slack_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    slack_id: Mapped[str] = mapped_column(String(32))
-    kind: Mapped[str] = mapped_column(String(8))  # user | group
-    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | manager
-    name: Mapped[str | None] = mapped_column(String(255))
-    members: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-# --- end Slack ------------------------------------------------------------------------------------------
 class SmsConsent(Base):
     """The consent ledger: append-only, the latest row per number is its state. `phone_key` (a keyed hash of
     the number) outlives an erasure of `phone`, so an opt-out is honoured even after the number is forgotten."""
