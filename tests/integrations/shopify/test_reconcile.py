@@ -87,8 +87,8 @@ def test_a_throttled_poll_is_retried_not_failed(runtime: Any, run_jobs: Any, sho
 
 def test_backfill_and_webhook_registration_from_the_cli(app: Any, runtime: Any, shop_id: int,
                                                        fake_shopify: FakeShopify) -> None:
-    for n in range(8001, 8006):
-        fake_shopify.add_order(shopify_order(n, minutes_ago=60 * 24 * (n - 8000)))
+    for n in range(8001, 8006):  # 23 h, 1 d 23 h, ... ago: never on the 3-day boundary, however slow the run
+        fake_shopify.add_order(shopify_order(n, minutes_ago=60 * 24 * (n - 8000) - 60))
     runner = app.test_cli_runner()
     result = runner.invoke(cli, ["shops", "backfill", str(shop_id), "--days", "3"])
     assert result.exit_code == 0, result.output
