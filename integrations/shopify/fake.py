@@ -565,7 +565,7 @@ class FakeShopify(LoopbackServer[RecordedRequest]):
         data = dict(arguments.get("input") or {})
         order = self._orders.get(str(data.get("orderId", "")).rsplit("/", 1)[-1])
         if order is None:
-            return _user_error("orderId", "Order does not exist")
+            return _user_error("refund", ["input", "orderId"], "Order does not exist")
         lines = {int(line["id"]): line for line in order.get("line_items") or []}
         refunded = _refunded(order)
         items: list[JSON] = []
@@ -574,9 +574,10 @@ class FakeShopify(LoopbackServer[RecordedRequest]):
             quantity = int(entry.get("quantity") or 0)
             line = lines.get(line_id)
             if line is None:
-                return _user_error("refundLineItems", "Line item does not exist")
+                return _user_error("refund", ["input", "refundLineItems"], "Line item does not exist")
             if quantity < 1 or quantity + refunded.get(line_id, 0) > int(line["quantity"]):
-                return _user_error("refundLineItems", "Quantity cannot refund more items than were purchased")
+                return _user_error("refund", ["input", "refundLineItems"],
+                                   "Quantity cannot refund more items than were purchased")
             items.append({"line_item_id": line_id, "quantity": quantity,
                           "restock_type": str(entry.get("restockType") or "NO_RESTOCK").lower()})
         transactions = list(data.get("transactions") or [])
@@ -584,7 +585,7 @@ class FakeShopify(LoopbackServer[RecordedRequest]):
         before = sum((Decimal(str(t.get("amount") or "0")) for r in order.get("refunds") or []
                       for t in r.get("transactions") or [] if t.get("kind") == "refund"), Decimal("0"))
         if amount + before > Decimal(_rest_amount(order, "total_price")):
-            return _user_error("transactions", "Amount cannot exceed the refundable amount")
+            return _user_error("refund", ["input", "transactions"], "Amount cannot exceed the refundable amount")
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         refund = {"id": 900001 + sum(len(o.get("refunds") or []) for o in self._orders.values()),
                   "order_id": order["id"], "created_at": now, "processed_at": now, "note": data.get("note"),
@@ -594,11 +595,6 @@ class FakeShopify(LoopbackServer[RecordedRequest]):
         order.setdefault("refunds", []).append(refund)
         order["updated_at"] = now
         return {"refund": _refund(refund, str(order.get("currency") or "USD")), "userErrors": []}
-
-
-def _user_error(field_name: str, message: str) -> JSON:
-    return {"refund": None, "userErrors": [{"field": ["input", field_name], "message": message}]}
-
 
     # --- fulfilments (shipping helper) -----------------------------------------------------------------
 
@@ -616,10 +612,11 @@ def _user_error(field_name: str, message: str) -> JSON:
         data = dict(arguments.get("fulfillment") or {})
         groups = data.get("lineItemsByFulfillmentOrder") or []
         if not groups:
-            return _user_error(["fulfillment", "lineItemsByFulfillmentOrder"], "Line items can't be blank")
+            return _user_error("fulfillment", ["fulfillment", "lineItemsByFulfillmentOrder"],
+                               "Line items can't be blank")
         order_ids = {str(g.get("fulfillmentOrderId", "")).rsplit("/", 1)[-1] for g in groups}
         if len(order_ids) != 1 or next(iter(order_ids)) not in self._orders:
-            return _user_error(["fulfillment"], "Fulfillment order does not exist.")
+            return _user_error("fulfillment", ["fulfillment"], "Fulfillment order does not exist.")
         order = self._orders[next(iter(order_ids))]
         remaining = {int(str(item["id"]).rsplit("/", 1)[-1]): item["remainingQuantity"]
                      for item in _fulfillment_order_lines(order)}
@@ -629,7 +626,7 @@ def _user_error(field_name: str, message: str) -> JSON:
                 line_id = int(str(item.get("id", "0")).rsplit("/", 1)[-1])
                 quantity = int(item.get("quantity") or 0)
                 if line_id not in remaining or quantity <= 0 or quantity > remaining[line_id]:
-                    return _user_error(["fulfillment", "lineItemsByFulfillmentOrder"],
+                    return _user_error("fulfillment", ["fulfillment", "lineItemsByFulfillmentOrder"],
                                        f"Invalid fulfillment order line item quantity requested for {line_id}.")
                 remaining[line_id] -= quantity
                 lines.append({"id": line_id, "quantity": quantity})
@@ -645,8 +642,9 @@ def _user_error(field_name: str, message: str) -> JSON:
         return {"fulfillment": _fulfillment_node(rest), "userErrors": []}
 
 
-def _user_error(field_path: list[str], message: str) -> JSON:
-    return {"fulfillment": None, "userErrors": [{"field": field_path, "message": message}]}
+def _user_error(payload: str, field_path: list[str], message: str) -> JSON:
+    """A mutation Shopify refuses: the payload's object is null and userErrors say why."""
+    return {payload: None, "userErrors": [{"field": field_path, "message": message}]}
 
 
 # Every order's lines are assigned to one location in the fake, as in a shop with a single location.
