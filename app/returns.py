@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import outbox, stock
+from app import carrier_accounts, outbox, stock
 from app.models import Allocation, LineItem, Location, Order, Return
 from app.money import minor_units
 from app.orders import actions
@@ -185,8 +185,8 @@ def _return_carrier(order: Order, asked: str | None) -> str:
     configured = _shop_setting(order, "return_carrier", None)
     if isinstance(configured, str) and configured in known:
         return configured
-    shipped = [s.carrier for s in order.shipments if s.carrier in known]
-    return shipped[-1] if shipped else "sandbox"
+    shipped = [s.provider for s in order.shipments if s.provider in known]
+    return shipped[-1] if shipped else carrier_accounts.shop_carrier(order.shop)
 
 
 def request_return(session: Session, order_id: int, items: Sequence[ItemIn], actor: Actor, *,

@@ -23,13 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import alerts, catalogue, events, outbox, stock
+from app import alerts, carrier_accounts, catalogue, events, outbox, stock
 from app.failures import PermanentError
 from app.models import Alert, Location, Order, Product, Shipment, Shop
 from app.orders import actions
@@ -38,9 +37,7 @@ from app.orders.statuses import OrderStatus
 from app.orders.types import Actor, NewAddress
 from app.runtime import Runtime
 from app.store import utcnow
-from integrations.carriers import carrier as carrier_spec
 from integrations.carriers.base import (
-    CarrierAccess,
     CarrierClient,
     CustomsItem,
     Label,
@@ -50,7 +47,6 @@ from integrations.carriers.base import (
     choose_rate,
 )
 
-DEFAULT_CARRIER = "sandbox"
 DEFAULT_PARCEL_GRAMS = 500
 # find_label looks back this far before the claim: clocks of carriers and ours differ a little.
 FIND_MARGIN = timedelta(minutes=10)
@@ -74,24 +70,7 @@ def setting(shop: Shop, name: str, default: Any) -> Any:
 
 def carrier_client(runtime: Runtime, shop: Shop, slug: str | None = None) -> CarrierClient:
     """The client of the carrier account the shop ships with (shop setting `carrier`, default sandbox)."""
-    slug = slug or str(setting(shop, "carrier", DEFAULT_CARRIER))
-    s = runtime.settings
-    # Per shop, optional: timeouts, label format… as each carrier's make_client documents them.
-    tuning = dict(setting(shop, "carrier_settings", {}))
-    if slug == "easypost":
-        access = CarrierAccess({"api_key": s.easypost_api_key}, s.easypost_api_base_url or None, tuning)
-    elif slug == "shippo":
-        access = CarrierAccess({"api_token": s.shippo_api_token}, s.shippo_api_base_url or None, tuning)
-    else:
-        state_dir = s.sandbox_carrier_state_dir or str(Path(s.instance_dir) / "sandbox-carrier")
-        access = CarrierAccess({}, settings={"state_dir": state_dir, "currency": shop.currency,
-                                             "minutes_to_deliver": s.sandbox_carrier_minutes_to_deliver,
-                                             **tuning})
-    try:
-        spec = carrier_spec(slug)
-    except LookupError as error:
-        raise PermanentError(f"shop {shop.id}: {error}") from None
-    return spec.make_client(access)
+    return carrier_accounts.carrier_client(runtime.settings, slug, shop)
 
 
 # --- what goes in a parcel ------------------------------------------------------------------------------
@@ -242,7 +221,7 @@ def claim_shipments(session: Session, order: Order, *, carrier: str | None = Non
     Returns the shipments queued; none when every parcel already has its label."""
     live = [s for s in order.shipments if s.status != ShipmentStatus.VOIDED]
     if not live:
-        slug = str(setting(order.shop, "carrier", DEFAULT_CARRIER))
+        slug = carrier_accounts.shop_carrier(order.shop)
         for plan in plan_shipments(session, order):
             shipment = Shipment(order=order, status=ShipmentStatus.PURCHASING, provider=slug,
                                 location_id=plan.location.id if plan.location else None,

@@ -7,8 +7,9 @@ recorded but does not change the status, `delivered` is final unless the carrier
 `returned`, and `returned` is final. When every shipment of a shipped order is delivered, the order becomes
 `delivered`. An exception raises a staff alert.
 
-Parcels are found by carrier (the integration slug stored in `Shipment.carrier`: easypost, shippo, sandbox)
-and tracking number; a delivery about a number we do not know is kept in the inbox as `ignored`, with why.
+Parcels are found by integration (`Shipment.provider` for shipments, `Return.carrier` for returns:
+easypost, shippo, sandbox) and tracking number; a delivery about a number we do not know is kept in the
+inbox as `ignored`, with why.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app import outbox
 from app.alerts import raise_alert
+from app.carrier_accounts import carrier_client
 from app.config import Settings
 from app.failures import TransientError
 from app.models import InboundEvent, Order, Return, Shipment, TrackingEvent
@@ -37,8 +39,6 @@ from app.runtime import Runtime
 from app.store import utcnow
 from integrations.carriers import all_carriers, carrier
 from integrations.carriers.base import (
-    CarrierAccess,
-    CarrierClient,
     TrackingStatus,
     TrackingUpdate,
     WebhookPayloadError,
@@ -90,7 +90,7 @@ def advances(current: str | None, last_scan_at: datetime | None, update: Trackin
 def find_shipment(session: Session, slug: str, number: str) -> Shipment | None:
     """The live shipment with this tracking number (locked: a webhook and a poll for it apply one at a time)."""
     return session.execute(
-        select(Shipment).where(Shipment.tracking_number == number, Shipment.carrier == slug,
+        select(Shipment).where(Shipment.tracking_number == number, Shipment.provider == slug,
                                Shipment.status != "voided")
         .order_by(Shipment.id.desc()).limit(1).with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
@@ -155,9 +155,9 @@ def apply_updates(session: Session, settings: Settings, slug: str, number: str,
 
 def _apply_to_shipment(session: Session, settings: Settings, shipment: Shipment,
                        updates: Sequence[TrackingUpdate], *, source: str) -> Applied:
-    assert shipment.carrier is not None and shipment.tracking_number is not None
+    assert shipment.provider is not None and shipment.tracking_number is not None
     now = utcnow()
-    new = _store_new(session, shipment.carrier, shipment.tracking_number, updates, source=source,
+    new = _store_new(session, shipment.provider, shipment.tracking_number, updates, source=source,
                      shipment_id=shipment.id)
     order = shipment.order
     for update in new:
@@ -266,20 +266,6 @@ def process_delivery(settings: Settings, session: Session, inbound: InboundEvent
 # --- carrier clients --------------------------------------------------------------------------------------
 
 
-def carrier_access(settings: Settings, slug: str) -> CarrierAccess:
-    """The credentials and settings for a carrier, from Orderline's settings (README: carriers)."""
-    if slug == "easypost":
-        return CarrierAccess({"api_key": settings.easypost_api_key}, settings.easypost_api_base_url or None)
-    if slug == "shippo":
-        return CarrierAccess({"api_token": settings.shippo_api_token}, settings.shippo_api_base_url or None)
-    return CarrierAccess({}, None, {"state_dir": settings.sandbox_carrier_state_dir or None,
-                                    "minutes_to_deliver": settings.sandbox_carrier_minutes_to_deliver})
-
-
-def carrier_client(settings: Settings, slug: str) -> CarrierClient:
-    return carrier(slug).make_client(carrier_access(settings, slug))
-
-
 def secrets_for(settings: Settings, slug: str) -> list[str]:
     """The webhook secrets of a carrier: the current one and, during a rotation, the previous one."""
     pairs = {"easypost": (settings.easypost_webhook_secret, settings.easypost_webhook_secret_previous),
@@ -317,7 +303,7 @@ def next_return_poll_at(settings: Settings, parcel: Return, now: datetime) -> da
 
 
 def _pollable(shipment: Shipment) -> bool:
-    return shipment.carrier in all_carriers()
+    return shipment.provider in all_carriers()
 
 
 def schedule_due_polls(runtime: Runtime, *, limit: int = 500) -> int:
@@ -331,7 +317,7 @@ def schedule_due_polls(runtime: Runtime, *, limit: int = 500) -> int:
         due = session.execute(
             select(Shipment).where(
                 Shipment.status.in_(ACTIVE), Shipment.tracking_number.is_not(None),
-                Shipment.carrier.in_(list(all_carriers())),
+                Shipment.provider.in_(list(all_carriers())),
                 or_(Shipment.next_poll_at <= now,
                     and_(Shipment.next_poll_at.is_(None),
                          func.coalesce(Shipment.last_tracking_at, Shipment.shipped_at, Shipment.created_at)
@@ -360,7 +346,8 @@ def poll_return(runtime: Runtime, session: Session, return_id: int) -> Applied |
                              .execution_options(populate_existing=True)).scalar_one_or_none()
     if parcel is None or parcel.status not in RETURN_TRAVELLING or not parcel.tracking_number or not parcel.carrier:
         return None
-    updates = carrier_client(runtime.settings, parcel.carrier).track(parcel.tracking_number, parcel.label_carrier)
+    client = carrier_client(runtime.settings, parcel.carrier, parcel.order.shop)
+    updates = client.track(parcel.tracking_number, parcel.label_carrier)
     return _apply_to_return(session, runtime.settings, parcel, updates, source="poll")
 
 
@@ -370,11 +357,10 @@ def poll_shipment(runtime: Runtime, session: Session, shipment_id: int) -> Appli
                                .execution_options(populate_existing=True)).scalar_one_or_none()
     if shipment is None or shipment.status not in ACTIVE or not shipment.tracking_number or not _pollable(shipment):
         return None
-    assert shipment.carrier is not None
-    client = carrier_client(runtime.settings, shipment.carrier)
-    # Shippo looks numbers up per carrier: the service's first word ("USPS Priority") names it.
-    real_carrier = (shipment.service or "").split(" ")[0] or None
-    updates = client.track(shipment.tracking_number, real_carrier)
+    assert shipment.provider is not None
+    client = carrier_client(runtime.settings, shipment.provider, shipment.order.shop)
+    # Shippo looks numbers up per carrier: the one that moves the parcel (USPS, DHL Express…).
+    updates = client.track(shipment.tracking_number, shipment.carrier)
     applied = _apply_to_shipment(session, runtime.settings, shipment, updates, source="poll")
     _alert_if_stalled(session, shipment)
     return applied

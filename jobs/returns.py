@@ -14,8 +14,9 @@ from typing import TypeVar
 
 import structlog
 
-from app import returns, tracking
+from app import returns
 from app.alerts import raise_alert
+from app.carrier_accounts import carrier_client
 from app.failures import PermanentError
 from app.models import Return
 from app.orders import actions
@@ -73,7 +74,7 @@ def buy_return_label(ctx: JobContext) -> None:
         return
     assert parcel.carrier and parcel.label_reference and parcel.label_claimed_at
     reference, since = parcel.label_reference, parcel.label_claimed_at - FIND_MARGIN
-    client = tracking.carrier_client(ctx.runtime.settings, parcel.carrier)
+    client = carrier_client(ctx.runtime.settings, parcel.carrier, parcel.order.shop)
 
     def buy() -> bool:
         label = client.find_label(reference, since=since)

@@ -265,8 +265,8 @@ def _inspected_return(runtime: Any, shop_id: int, external_id: str, sku_or_line:
         shop = session.get(Shop, shop_id)
         order, _ = actions.apply_channel_order(session, shop, client_for(runtime, shop).fetch_order(external_id))
         order.status = "delivered"
-        order.shipments.append(Shipment(carrier="sandbox", tracking_number=f"SBX{external_id}", status="delivered",
-                                        shipped_at=at(48), delivered_at=at(24)))
+        order.shipments.append(Shipment(provider="sandbox", carrier="USPS", tracking_number=f"SBX{external_id}",
+                                        status="delivered", shipped_at=at(48), delivered_at=at(24)))
         line = next(i for i in order.line_items if sku_or_line in (i.sku, i.external_id))
         session.flush()
         parcel = returns.request_return(session, order.id, [returns.ItemIn(line.id, 1, "Wrong colour")],

@@ -76,8 +76,8 @@ def shipped_order(runtime: Any, *, parcels: list[tuple[str, str]], shop_settings
             Actor.system())
         order.status = status
         when = shipped_at or utcnow()
-        shipments = [Shipment(carrier=slug, service="USPS Priority", tracking_number=number, status="purchased",
-                              shipped_at=when, created_at=when) for slug, number in parcels]
+        shipments = [Shipment(provider=slug, carrier="USPS", service="Priority", tracking_number=number,
+                              status="purchased", shipped_at=when, created_at=when) for slug, number in parcels]
         order.shipments.extend(shipments)
         session.flush()
         return order.id, [s.id for s in shipments]
