@@ -22,7 +22,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import carrier_accounts, outbox, stock
+from app import carrier_accounts, outbox, stock, tracking
+from app.config import Settings
 from app.models import Allocation, LineItem, Location, Order, Return
 from app.money import minor_units
 from app.orders import actions
@@ -255,7 +256,7 @@ def outbound_request(session: Session, parcel: Return) -> ShipmentRequest:
                            email=order.customer_email)
 
 
-def record_label(session: Session, return_id: int, label: Label, actor: Actor, *, poll_minutes: int) -> Return:
+def record_label(session: Session, settings: Settings, return_id: int, label: Label, actor: Actor) -> Return:
     parcel = session.execute(select(Return).where(Return.id == return_id).with_for_update()).scalar_one()
     if parcel.tracking_number:
         return parcel
@@ -263,7 +264,7 @@ def record_label(session: Session, return_id: int, label: Label, actor: Actor, *
                                                                      label.label_url)
     parcel.status, parcel.error, parcel.label_carrier = "label_ready", None, label.carrier
     # Polled until it is received, in case the carrier's webhooks do not reach us.
-    parcel.next_poll_at = utcnow() + timedelta(minutes=poll_minutes)
+    parcel.next_poll_at = tracking.next_return_poll_at(settings, parcel, utcnow())
     actions.record_event(session, parcel.order, actor, "return.label_ready",
                          f"Return label for {parcel.rma} ready: {label.carrier} {label.tracking_number}",
                          return_id=parcel.id, tracking_number=label.tracking_number, label_url=label.label_url)

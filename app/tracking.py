@@ -278,12 +278,19 @@ def secrets_for(settings: Settings, slug: str) -> list[str]:
 
 def poll_interval(settings: Settings, shipment: Shipment, now: datetime) -> timedelta:
     """How long to wait for carrier news before asking: shorter on the last leg, or once it is due."""
+    if shipment.provider == "sandbox":
+        # The offline carrier's parcels travel in minutes (demo, development): follow them as they move.
+        return _sandbox_poll_interval(settings)
     near = timedelta(minutes=settings.tracking_poll_near_minutes)
     if shipment.status == "out_for_delivery":
         return near
     if shipment.expected_delivery is not None and shipment.expected_delivery - now <= timedelta(days=1):
         return near
     return timedelta(minutes=settings.tracking_poll_minutes)
+
+
+def _sandbox_poll_interval(settings: Settings) -> timedelta:
+    return timedelta(minutes=max(0.25, settings.sandbox_carrier_minutes_to_deliver / 6))
 
 
 def next_poll_at(settings: Settings, shipment: Shipment, now: datetime) -> datetime | None:
@@ -299,6 +306,8 @@ RETURN_TRAVELLING = frozenset({"label_ready", "in_transit"})
 def next_return_poll_at(settings: Settings, parcel: Return, now: datetime) -> datetime | None:
     if parcel.status not in RETURN_TRAVELLING or not parcel.tracking_number:
         return None
+    if parcel.carrier == "sandbox":
+        return now + _sandbox_poll_interval(settings)
     return now + timedelta(minutes=settings.tracking_poll_minutes)
 
 

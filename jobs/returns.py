@@ -80,8 +80,7 @@ def buy_return_label(ctx: JobContext) -> None:
         label = client.find_label(reference, since=since)
         if label is None:
             label = client.return_label(returns.outbound_request(ctx.session, parcel))
-        returns.record_label(ctx.session, return_id, label, ACTOR,
-                             poll_minutes=ctx.runtime.settings.tracking_poll_minutes)
+        returns.record_label(ctx.session, ctx.runtime.settings, return_id, label, ACTOR)
         return True
 
     _guarded(ctx, return_id, "return label", buy)
