@@ -380,9 +380,6 @@ class ShopifyClient:
         fulfillment = result.get("fulfillment") or {}
         return str(fulfillment.get("id"))
 
-
-def _line_gid(external_id: str) -> str:
-    return external_id if external_id.startswith("gid://") else f"gid://shopify/LineItem/{external_id}"
     # --- refunds (returns: app/returns.py) ---------------------------------------------------------------
 
     def find_refund(self, order_external_id: str, key: str) -> PushedRefund | None:
@@ -418,6 +415,10 @@ def _line_gid(external_id: str) -> str:
             raise PermanentError(f"Shopify refused the refund of order {request.order_external_id}: "
                                  f"{'; '.join(errors) or 'no refund in the answer'}")
         return _pushed(result["refund"])
+
+
+def _line_gid(external_id: str) -> str:
+    return external_id if external_id.startswith("gid://") else f"gid://shopify/LineItem/{external_id}"
 
 
 def _pushed(refund: Mapping[str, Any]) -> PushedRefund:

@@ -269,13 +269,6 @@ class WooCommerceClient:
             raise PermanentError(f"WooCommerce POST {endpoint}: no refund id in the answer")
         return PushedRefund(str(answer["id"]), str(answer.get("amount") or request.amount))
 
-
-def _order_id(external_id: str) -> str:
-    if not external_id.isdigit():
-        raise PermanentError(f"{external_id!r} is not a WooCommerce order id")
-    return external_id
-
-
     # --- fulfilments (shipping helper) ------------------------------------------------------------------
 
     def push_fulfilment(self, push: FulfilmentPush) -> str:
@@ -298,6 +291,12 @@ def _order_id(external_id: str) -> str:
         if push.completes_order:
             self._send("PUT", f"orders/{order_id}", body={"status": "completed"})
         return f"note-{note.get('id')}"
+
+
+def _order_id(external_id: str) -> str:
+    if not external_id.isdigit():
+        raise PermanentError(f"{external_id!r} is not a WooCommerce order id")
+    return external_id
 
 
 def make_client(access: ShopAccess) -> WooCommerceClient:
