@@ -288,6 +288,8 @@ def schedule_digests(runtime: Runtime, now: datetime | None = None) -> int:
             select(OutboxEvent).where(OutboxEvent.job == str(outbox.JobName.SLACK_DIGEST),
                                       OutboxEvent.status == "pending")).scalars()}
         for shop in session.execute(select(Shop).where(Shop.active.is_(True))).scalars():
+            if not (runtime.settings.slack_ops_channel or channel_for(runtime, shop)):
+                continue  # nowhere to post it: asking would only make a job that does nothing, every sweep
             local = now.astimezone(_zone(shop))
             if local.time() < _digest_at(shop):
                 continue
