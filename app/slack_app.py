@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import structlog
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.cli import with_appcontext
-from slack_bolt import App
-from slack_bolt.adapter.flask import SlackRequestHandler
-from slack_sdk.errors import SlackApiError
-from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -30,6 +26,10 @@ from app.models import Alert, Order, OrderEvent, SlackMessage, SlackStaff
 from app.orders.types import Role
 from app.runtime import Runtime
 from app.runtime import current as current_runtime
+
+if TYPE_CHECKING:  # slack_bolt and slack_sdk are imported only where Slack is configured (startup stays quick)
+    from slack_bolt import App
+    from slack_bolt.adapter.flask import SlackRequestHandler
 
 log = structlog.get_logger("orderline.slack")
 
@@ -119,6 +119,8 @@ def init_slack(app: Flask, runtime: Runtime) -> None:
     app.register_blueprint(bp)
     settings = runtime.settings
     if settings.slack_bot_token and settings.slack_signing_secret:
+        from slack_bolt.adapter.flask import SlackRequestHandler
+
         app.extensions[EXTENSION] = SlackRequestHandler(build_bolt(runtime))
 
 
@@ -132,6 +134,8 @@ def slack_events() -> Any:
     runtime: Runtime = current_app.extensions["orderline"]
     if handler is None:
         return _refuse(404, "Slack is not configured here (SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET)")
+    from slack_sdk.signature import SignatureVerifier
+
     body = request.get_data(as_text=True)
     verifier = SignatureVerifier(runtime.settings.slack_signing_secret)
     if not verifier.is_valid_request(body, dict(request.headers)):
@@ -169,6 +173,8 @@ def staff_add(slack_id: str, role: str, name: str | None) -> None:
     kind = "group" if slack_id.startswith("S") else "user"
     members: list[str] = []
     if kind == "group":
+        from slack_sdk.errors import SlackApiError
+
         from integrations.slack.client import make_client
 
         client = make_client(runtime.settings.slack_bot_token, runtime.settings.slack_api_base_url)

@@ -18,11 +18,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from slack_sdk import WebClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -33,8 +32,10 @@ from app.models import Alert, Order, OrderEvent, OutboxEvent, Shop, SlackMessage
 from app.runtime import Runtime
 from app.store import utcnow
 from integrations.slack import blocks, queries
-from integrations.slack.client import call, make_client, pace
 from jobs.context import JobContext
+
+if TYPE_CHECKING:  # slack_sdk is imported by the first Slack job, not by every process that loads the registry
+    from slack_sdk import WebClient
 
 log = structlog.get_logger("orderline.slack")
 
@@ -47,7 +48,21 @@ DEFAULT_DIGEST_AT = "08:00"
 
 @functools.lru_cache(maxsize=4)
 def _cached_client(token: str, base_url: str) -> WebClient:
+    from integrations.slack.client import make_client
+
     return make_client(token, base_url)
+
+
+def call(client: WebClient, method: str, **arguments: Any) -> Any:
+    from integrations.slack import client as slack_client
+
+    return slack_client.call(client, method, **arguments)
+
+
+def pace(runtime: Runtime, channel: str) -> None:
+    from integrations.slack.client import pace as take_slot
+
+    take_slot(runtime.redis, channel)
 
 
 def client_for(runtime: Runtime) -> WebClient:
@@ -115,7 +130,7 @@ def keep_message(runtime: Runtime, session: Session, *, key: str, kind: str, cha
         if row.ts:
             log.info("slack.message_found", key=key, ts=row.ts)
     if row.ts is None:
-        pace(runtime.redis, row.channel)
+        pace(runtime, row.channel)
         row.post_attempts += 1
         runtime.redis.set(_attempt_key(key), "1", ex=ATTEMPT_TTL_SECONDS)
         answer = call(client, "chat.postMessage", channel=row.channel, text=text, blocks=message_blocks,
@@ -131,7 +146,7 @@ def keep_message(runtime: Runtime, session: Session, *, key: str, kind: str, cha
 
 
 def _post_in_thread(runtime: Runtime, row: SlackMessage, text: str, message_blocks: list[dict[str, Any]]) -> None:
-    pace(runtime.redis, row.channel)
+    pace(runtime, row.channel)
     call(client_for(runtime), "chat.postMessage", channel=row.channel, thread_ts=row.ts, text=text,
          blocks=message_blocks, unfurl_links=False)
 
@@ -273,6 +288,8 @@ def schedule_digests(runtime: Runtime, now: datetime | None = None) -> int:
             select(OutboxEvent).where(OutboxEvent.job == str(outbox.JobName.SLACK_DIGEST),
                                       OutboxEvent.status == "pending")).scalars()}
         for shop in session.execute(select(Shop).where(Shop.active.is_(True))).scalars():
+            if not (runtime.settings.slack_ops_channel or channel_for(runtime, shop)):
+                continue  # nowhere to post it: asking would only make a job that does nothing, every sweep
             local = now.astimezone(_zone(shop))
             if local.time() < _digest_at(shop):
                 continue

@@ -67,8 +67,9 @@ def call(client: WebClient, method: str, **arguments: Any) -> SlackResponse:
         raise UnknownOutcome(f"Slack {method}: no answer ({type(error).__name__})") from error
 
 
-def pace(redis: Redis, channel: str, *, interval: float = 1.0, wait_up_to: float = 3.0) -> None:
-    """Take this channel's posting slot: at most one post per `interval` seconds, shared by every worker.
+def pace(redis: Redis, channel: str, *, interval: float = 1.1, wait_up_to: float = 3.0) -> None:
+    """Take this channel's posting slot: at most one post per `interval` seconds, shared by every worker (a
+    little over Slack's one per second, so network jitter between two posts never makes them arrive closer).
     Waits a little for the slot; a longer queue is left to the outbox's retry (no worker sleeps for minutes)."""
     key = f"orderline:slack:pace:{channel}"
     deadline = time.monotonic() + wait_up_to

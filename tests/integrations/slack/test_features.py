@@ -388,3 +388,9 @@ def test_a_carrier_exception_gets_a_card_and_one_ops_alert(runtime, client, auth
     assert len(alerts) == 1 and "Carrier exception on order EX1" in alerts[0]["text"]
     assert "×2" in json.dumps(alerts[0]["blocks"], ensure_ascii=False)
     assert "orderline:show" in json.dumps(alerts[0]["blocks"])
+
+
+def test_no_digest_is_asked_for_when_there_is_nowhere_to_post_it(runtime, manual_shop, monkeypatch):
+    monkeypatch.setattr(runtime, "settings", runtime.settings.with_overrides(slack_ops_channel=""))
+    morning = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9)
+    assert slack_jobs.schedule_digests(runtime, now=morning) == 0
