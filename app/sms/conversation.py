@@ -7,7 +7,9 @@ text is stored once per MessageSid, and a repeated delivery of it gets the same 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.alerts import raise_alert
@@ -21,6 +23,9 @@ from app.store import utcnow
 
 CUSTOMER = Actor(ActorKind.CUSTOMER, None, "Customer (SMS)")
 MAX_ORDERS = 20
+# At most this many answers to one number in REPLY_WINDOW: another bot answering our answers ends quickly.
+MAX_REPLIES = 6
+REPLY_WINDOW = timedelta(minutes=10)
 _NOT_SENT_TO_OPTED_OUT = {"opt_in"}
 
 
@@ -54,6 +59,12 @@ def _int(value: str | None) -> int:
         return 0
 
 
+def _replied_recently(session: Session, phone: str) -> int:
+    return int(session.execute(select(func.count(SmsMessage.id)).where(
+        SmsMessage.phone == phone, SmsMessage.kind == "reply",
+        SmsMessage.created_at >= utcnow() - REPLY_WINDOW)).scalar_one())
+
+
 def handle(session: Session, params: dict[str, str]) -> str | None:
     sid = (params.get("MessageSid") or params.get("SmsSid") or "")[:64] or None
     if sid is not None:
@@ -80,6 +91,8 @@ def handle(session: Session, params: dict[str, str]) -> str | None:
     reply = _answer(session, understood, params, phone, orders, chosen, language, body)
     if was_opted_out and understood.intent not in _NOT_SENT_TO_OPTED_OUT:
         reply = None  # nothing is ever sent to an opted-out number, not even an answer
+    if phone is None or _replied_recently(session, phone) >= MAX_REPLIES:
+        reply = None  # a short code or a sender name cannot be answered; a reply loop is cut off
     if reply and sid is not None:
         reply = segments.fit(reply)
         session.add(SmsMessage(order_id=chosen.id if chosen else None, shop_id=chosen.shop_id if chosen else None,

@@ -169,3 +169,11 @@ def test_forged_or_unsigned_requests_get_403_and_nothing_is_done(runtime, client
     assert messages(runtime) == []
     with runtime.db.session() as session:
         assert session.execute(select(SmsConsent)).first() is None
+
+
+def test_answers_to_one_number_are_capped_so_two_bots_cannot_loop(runtime, client, auth, shop, fake_twilio):
+    new_order(client, auth, shop)
+    answered = ["<Message>" in reply_of(text_in(client, fake_twilio, "status?")) for _ in range(8)]
+    assert answered == [True] * 6 + [False] * 2
+    # A sender that is not a phone number (a short code, a sender name) is never answered.
+    assert "<Message>" not in reply_of(text_in(client, fake_twilio, "status", from_="72975"))
