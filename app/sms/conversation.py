@@ -18,7 +18,7 @@ from app.orders import actions
 from app.orders.statuses import CANCELLABLE
 from app.orders.types import Actor, ActorKind
 from app.sms import consent, intents, phones, segments, texts
-from app.sms.outbound import contact_for, shop_name
+from app.sms.outbound import contact_for, index_phone, shop_name
 from app.store import utcnow
 
 CUSTOMER = Actor(ActorKind.CUSTOMER, None, "Customer (SMS)")
@@ -26,6 +26,7 @@ MAX_ORDERS = 20
 # At most this many answers to one number in REPLY_WINDOW: another bot answering our answers ends quickly.
 MAX_REPLIES = 6
 REPLY_WINDOW = timedelta(minutes=10)
+BACKFILL_LIMIT = 2000
 _NOT_SENT_TO_OPTED_OUT = {"opt_in"}
 
 
@@ -33,10 +34,24 @@ def orders_for(session: Session, phone: str | None) -> list[Order]:
     """The customer's orders across shops and channels, newest first."""
     if not phone:
         return []
-    return list(session.execute(
-        select(Order).join(SmsOrderPhone, SmsOrderPhone.order_id == Order.id)
-        .where(SmsOrderPhone.phone == phone).order_by(Order.placed_at.desc(), Order.id.desc()).limit(MAX_ORDERS)
-    ).scalars())
+    query = (select(Order).join(SmsOrderPhone, SmsOrderPhone.order_id == Order.id)
+             .where(SmsOrderPhone.phone == phone).order_by(Order.placed_at.desc(), Order.id.desc()).limit(MAX_ORDERS))
+    found = list(session.execute(query).scalars())
+    if not found and index_missing(session):
+        found = list(session.execute(query).scalars())
+    return found
+
+
+def index_missing(session: Session, limit: int = BACKFILL_LIMIT) -> int:
+    """Index orders that never passed the listener (placed before SMS was set up), newest first; returns how
+    many. Runs only when a text finds no order, and each order is indexed once."""
+    missing = list(session.execute(
+        select(Order).outerjoin(SmsOrderPhone, SmsOrderPhone.order_id == Order.id)
+        .where(SmsOrderPhone.order_id.is_(None)).order_by(Order.id.desc()).limit(limit)).scalars())
+    for order in missing:
+        index_phone(session, order)
+    session.flush()
+    return len(missing)
 
 
 def _any_shop_name(session: Session) -> str:
