@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app import outbox
 from app.alerts import raise_alert
 from app.config import Settings
-from app.failures import TransientError
+from app.failures import PermanentError, TransientError
 from app.models import Order, OutboxEvent, SmsMessage
 from app.orders import actions
 from app.sms import consent, delivery, quiet, retention
@@ -180,6 +180,10 @@ def deliver_sms(ctx: JobContext) -> None:
         sent = client.send(to=message.phone, body=message.body, status_callback=_callback_url(settings, message.id),
                            from_=from_number, messaging_service_sid=None if from_number else message.sender)
     except Rejected as error:
+        if error.status in (401, 403):
+            # Our credentials, not this text: every send would fail alike. The job fails (requeue it once
+            # the settings are fixed); the message stays claimed, so the requeued job looks before sending.
+            raise PermanentError(f"Twilio refused Orderline's credentials: {error}") from error
         message.status = "failed"
         delivery.note_failure(session, message, str(error.code) if error.code else None, str(error))
         if error.code != OPTED_OUT and order is not None:

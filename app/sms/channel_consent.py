@@ -14,7 +14,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import InboundEvent, Order
@@ -40,9 +39,13 @@ def _when(value: Any) -> datetime | None:
 
 def apply(session: Session, order: Order) -> bool:
     """Record the channel's opt-out for this order's customer; returns whether the ledger changed."""
-    body = session.execute(select(InboundEvent.body).where(
-        InboundEvent.shop_id == order.shop_id, InboundEvent.order_external_id == order.external_id)
-        .order_by(InboundEvent.id.desc()).limit(1)).scalar_one_or_none()
+    # The delivery being ingested is in this very transaction: read it from the session, not with a query
+    # (inbound_events has no index on the order, and ingest runs this for every order it touches).
+    deliveries = [obj for obj in list(session.identity_map.values()) if isinstance(obj, InboundEvent)
+                  and obj.shop_id == order.shop_id and obj.order_external_id == order.external_id]
+    if not deliveries:
+        return False
+    body = max(deliveries, key=lambda d: d.id or 0).body
     if not body:
         return False
     try:

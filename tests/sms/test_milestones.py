@@ -137,8 +137,10 @@ def test_a_channels_own_sms_unsubscribe_is_honoured(runtime, client, auth, shop,
                                                  "consent_collected_from": "SHOPIFY"}
     with runtime.db.session() as session:
         order = session.get(Order, order_id)
-        session.add(InboundEvent(provider="shopify", shop_id=shop, topic="orders/updated", delivery_id="d1",
-                                 order_external_id=order.external_id, headers={}, body=json.dumps(body).encode()))
+        # As ingest does: the delivery and the order change it causes are in one transaction.
+        delivery = InboundEvent(provider="shopify", shop_id=shop, topic="orders/updated", delivery_id="d1",
+                                order_external_id=order.external_id, headers={}, body=json.dumps(body).encode())
+        session.add(delivery)
         session.flush()
         actions.record_event(session, order, Actor.system(), "order.updated_by_channel", "Updated on Shopify")
     ship(runtime, order_id)
