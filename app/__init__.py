@@ -71,7 +71,12 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     all_channels()
     install_after_commit(runtime)
     events.install(runtime.db.sessionmaker)
-    from app import shipping as _shipping  # noqa: F401  # shipping helper: registers its event listener
+    # shipping helper: registers its event listener; carriers loaded now, not again in every forked job
+    # (the EasyPost and Shippo SDKs take ~0.4 s to import).
+    from app import shipping as _shipping  # noqa: F401
+    from integrations.carriers import all_carriers
+
+    all_carriers()
     _instrument(app, runtime)
     _register(app)
     return app

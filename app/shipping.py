@@ -37,6 +37,7 @@ from app.orders.statuses import OrderStatus
 from app.orders.types import Actor, NewAddress
 from app.runtime import Runtime
 from app.store import utcnow
+from integrations.base import FulfilmentLine, FulfilmentPush, FulfilmentPusher
 from integrations.carriers.base import (
     CarrierClient,
     CustomsItem,
@@ -360,8 +361,7 @@ def void_label(runtime: Runtime, session: Session, shipment_id: int) -> str:
 
 
 def push_fulfilment(runtime: Runtime, session: Session, shipment_id: int) -> str:
-    from integrations.base import FulfilmentLine, FulfilmentPush, FulfilmentPusher
-    from jobs.ingest import client_for
+    from jobs.ingest import client_for  # jobs depend on app, not the other way, except for this one helper
 
     order_id = session.execute(select(Shipment.order_id).where(Shipment.id == shipment_id)).scalar()
     if order_id is None:

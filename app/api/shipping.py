@@ -14,6 +14,7 @@ from app import catalogue, shipping
 from app.api import db
 from app.api.auth import require
 from app.api.errors import Error, JsonParser, error_response
+from app.api.schemas import _id
 from app.failures import PermanentError, TransientError
 from app.orders.types import Role
 
@@ -24,7 +25,7 @@ blp.ARGUMENTS_PARSER = JsonParser()
 class RateOut(ma.Schema):
     carrier = fields.String()
     service = fields.String()
-    amount = fields.Decimal(as_string=True)
+    amount = fields.String(metadata={"example": "6.00", "description": "a decimal string, as all money"})
     currency = fields.String()
     delivery_days = fields.Integer(allow_none=True)
     estimated_delivery = fields.Date(allow_none=True)
@@ -74,7 +75,7 @@ CATALOGUE_EXAMPLE = ("sku,weight_grams,length_cm,width_cm,height_cm,hs_code,orig
 
 
 class ShopArgs(ma.Schema):
-    shop_id = fields.Integer(required=True, strict=False, metadata={"description": "the shop whose catalogue"})
+    shop_id = _id(required=True, strict=False, metadata={"description": "the shop whose catalogue"})
 
 
 class Centimetres(fields.Field):
