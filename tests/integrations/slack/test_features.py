@@ -328,11 +328,13 @@ def test_a_failing_job_kind_alerts_once_and_retry_runs_them_again(runtime, clien
     assert len(fake_slack.messages(OPS)) == 1 and "Resolved" in json.dumps(fake_slack.messages(OPS)[0]["blocks"])
 
 
-def test_pick_then_pack_with_the_scales_weight(runtime, client, auth, slack_shop, staff, fake_slack):
+def test_pick_pack_and_ship_with_a_chosen_rate(runtime, client, auth, slack_shop, staff, fake_slack):
     from app.models import Location, StockLevel
     from tests.integrations.slack.conftest import JONAS, submission_payload, text_value
 
     with runtime.db.session() as session:
+        # Labels wait for staff here (no automatic label after packing), so the card offers "Ship with…".
+        session.get(Shop, slack_shop).settings = {"slack_channel": CARDS, "auto_label": False}
         location = Location(code="STHLM", name="Stockholm", country_code="SE")
         session.add(location)
         session.flush()
@@ -363,6 +365,27 @@ def test_pick_then_pack_with_the_scales_weight(runtime, client, auth, slack_shop
     card = fake_slack.messages(CARDS)[0]
     assert "orderline:ship" in {e["action_id"] for b in card["blocks"] if b["type"] == "actions"
                                 for e in b["elements"]}
+
+    # "Ship with…": the modal lists the sandbox carrier's rates; choosing one buys that label.
+    post_signed(client, interaction_body(click_payload("ship", card_value(runtime, order_id), user=JONAS)))
+    view = fake_slack.calls("views.open")[-1].args["view"]
+    options = view["blocks"][-1]["element"]["options"]
+    assert len(options) > 1
+    chosen = options[-1]  # not the cheapest: staff's choice must win over rate shopping
+    rate = json.loads(chosen["value"])
+    shipped = post_signed(client, interaction_body(submission_payload(
+        "ship", view["private_metadata"],
+        {"rate": {"value": {"type": "radio_buttons", "selected_option": chosen}}}, user=JONAS)))
+    assert shipped.status_code == 200 and not shipped.data
+    run_all_jobs(runtime)
+    with runtime.db.session() as session:
+        order = session.get(Order, order_id)
+        (shipment,) = order.shipments
+        assert order.status == "shipped"
+        assert (shipment.carrier, shipment.service) == (rate["carrier"], rate["service"])
+        number = shipment.tracking_number
+    card_text = json.dumps(fake_slack.messages(CARDS)[0]["blocks"])
+    assert number and number in card_text
 
 
 def test_a_carrier_exception_gets_a_card_and_one_ops_alert(runtime, client, auth, slack_shop, staff, fake_slack):
