@@ -119,6 +119,15 @@ def _already_returning(order: Order) -> dict[int, int]:
     return held
 
 
+def everything_left(order: Order, reason: str) -> list[ItemIn]:
+    """Every unit of the order not yet refunded or on its way back, final-sale SKUs left out: what a customer
+    who asks to "return" without naming items (a text) sends back."""
+    held = _already_returning(order)
+    return [ItemIn(line.id, left, reason) for line in order.line_items
+            if not is_final_sale_sku(order, line.sku)
+            and (left := line.quantity - line.refunded_quantity - held.get(line.id, 0)) > 0]
+
+
 def check_request(order: Order, items: Sequence[ItemIn], now: datetime) -> None:
     """Refuse a return the shop's rules do not allow, naming each problem (422)."""
     if order.status not in RETURNABLE:

@@ -12,9 +12,11 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import returns
 from app.alerts import raise_alert
 from app.models import Order, Shop, SmsMessage, SmsOrderPhone
 from app.orders import actions
+from app.orders.errors import OrderError
 from app.orders.statuses import CANCELLABLE
 from app.orders.types import Actor, ActorKind
 from app.sms import consent, intents, phones, segments, texts
@@ -150,15 +152,30 @@ def _answer(session: Session, understood: intents.Understood, params: dict[str, 
     return _about_order(session, understood, orders, chosen, language, body)
 
 
+def _start_return(session: Session, order: Order, language: str, text: str) -> str:
+    """A return of everything still returnable, under the shop's rules; its label is texted when ready
+    (the `return_label` milestone). Refused by the rules: the customer hears why, staff see the request."""
+    actions.record_event(session, order, CUSTOMER, "order.return_requested_by_customer",
+                         f"Customer asked by SMS to return order {order.number}", text=text)
+    savepoint = session.begin_nested()
+    try:
+        returns.request_return(session, order.id, returns.everything_left(order, "Requested by text"), CUSTOMER,
+                               reason=f"Requested by text: {text}" if text else "Requested by text")
+    except OrderError as refusal:
+        savepoint.rollback()
+        raise_alert(session, "sms_return_request", str(order.id),
+                    f"Customer asked by text to return order {order.number}; not possible: {refusal.message}",
+                    order_id=order.id)
+        return texts.render(language, "return_refused", number=order.number)
+    savepoint.commit()
+    return texts.render(language, "return_started", number=order.number)
+
+
 def _about_order(session: Session, understood: intents.Understood, orders: list[Order], order: Order,
                  language: str, body: str) -> str:
     intent, text = understood.intent, segments.fit(body.strip())
     if intent == "return":
-        actions.record_event(session, order, CUSTOMER, "order.return_requested_by_customer",
-                             f"Customer asked by SMS to return order {order.number}", text=text)
-        raise_alert(session, "sms_return_request", str(order.id),
-                    f"Customer asked by text to return order {order.number}", order_id=order.id)
-        return texts.render(language, "return_started", number=order.number)
+        return _start_return(session, order, language, text)
     if intent == "cancel":
         if order.status in CANCELLABLE:
             actions.record_event(session, order, CUSTOMER, "order.cancel_requested_by_customer",

@@ -14,6 +14,7 @@ from app.config import Settings
 from app.models import Order, OrderEvent, Shipment, Shop, SmsMessage
 from app.orders import actions
 from app.orders.types import Actor
+from app.store import utcnow
 from integrations.twilio.fake import FakeTwilio, inbound_params, signed
 from jobs import relay
 from tests.conftest import order_payload
@@ -89,8 +90,8 @@ def ship(runtime: Any, order_id: int, *, tracking: str = "00370712345678901234",
     with runtime.db.session() as session:
         order = session.get(Order, order_id)
         if shipment_id is None:
-            shipment = Shipment(order_id=order_id, status="purchased", carrier="PostNord", service="MyPack",
-                                tracking_number=tracking,
+            shipment = Shipment(order_id=order_id, status="purchased", provider="sandbox", carrier="PostNord",
+                                service="MyPack", tracking_number=tracking, shipped_at=utcnow(),
                                 tracking_url=f"https://tracking.postnord.com/se/?id={tracking}")
             session.add(shipment)
             session.flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.models import Alert, Order, Shop, SmsConsent
+from app.models import Alert, Location, Order, Shop, SmsConsent
 from app.orders import actions
 from app.orders.types import Actor, Role
 from integrations.twilio.fake import inbound_params, signed
@@ -90,14 +90,38 @@ def test_something_odd_goes_to_a_person_and_their_reply_is_texted(runtime, clien
     assert sent["body"] == "Nordic Tees: Yes, swapped to blue!"
 
 
-def test_return_by_text_is_recorded_for_staff(runtime, client, auth, shop, fake_twilio):
+def test_return_by_text_starts_a_return_and_texts_its_label(runtime, client, auth, shop, fake_twilio, drain):
+    with runtime.db.session() as session:  # where returns go back to
+        session.add(Location(code="STHLM", name="Stockholm", country_code="SE", line1="Lagergatan 1",
+                             city="Stockholm", postal_code="11122"))
     order_id = new_order(client, auth, shop)
     ship(runtime, order_id)
     reply = reply_of(text_in(client, fake_twilio, "retur"))
     assert "returbegäran" in reply
-    assert "order.return_requested_by_customer" in [e.type for e in timeline(runtime, order_id)]
+    drain()  # the return label is bought (sandbox carrier) and its milestone texted
     with runtime.db.session() as session:
+        order = session.get(Order, order_id)
+        (parcel,) = order.returns
+        assert order.status == "return_requested" and parcel.status == "label_ready"
+        assert sum(i["quantity"] for i in parcel.items) == sum(line.quantity for line in order.line_items)
+    types = [e.type for e in timeline(runtime, order_id)]
+    assert {"order.return_requested_by_customer", "return.requested", "return.label_ready"} <= set(types)
+    assert any(parcel_label_url(runtime, order_id) in m["body"] for m in fake_twilio.sent_to(MARIA))
+
+
+def test_return_by_text_that_the_rules_refuse_goes_to_staff(runtime, client, auth, shop, fake_twilio):
+    order_id = new_order(client, auth, shop)  # not shipped yet: nothing to return
+    reply = reply_of(text_in(client, fake_twilio, "I want to return this"))
+    assert "kan inte returneras via sms" in reply  # the customer writes from Sweden
+    with runtime.db.session() as session:
+        assert session.get(Order, order_id).returns == []
         assert [a.kind for a in session.execute(select(Alert)).scalars()] == ["sms_return_request"]
+    assert "order.return_requested_by_customer" in [e.type for e in timeline(runtime, order_id)]
+
+
+def parcel_label_url(runtime, order_id) -> str:
+    with runtime.db.session() as session:
+        return str(session.get(Order, order_id).returns[0].label_url)
 
 
 def test_cancel_before_shipping_is_a_request_to_staff_not_a_cancel(runtime, client, auth, shop, fake_twilio):

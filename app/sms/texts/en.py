@@ -27,6 +27,8 @@ TEXTS: dict[str, str] = {
     "relayed": "Thanks, a person will answer you here soon.",
     "return_started": "We have your return request for order {number}. We will text you the return label "
                       "and the steps shortly.",
+    "return_refused": "Order {number} cannot be returned by text (it may be past the return window or final "
+                      "sale). A person will get back to you here.",
     "cancel_requested": "We have asked our team to cancel order {number}. A person will confirm shortly.",
     "cancel_too_late": "Order {number} has already shipped, so it can no longer be cancelled. "
                        "Text RETURN to send it back.",

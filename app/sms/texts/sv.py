@@ -26,6 +26,8 @@ TEXTS: dict[str, str] = {
     "relayed": "Tack, en person svarar dig här snart.",
     "return_started": "Vi har tagit emot din returbegäran för beställning {number}. Vi sms:ar returetiketten "
                       "och stegen inom kort.",
+    "return_refused": "Beställning {number} kan inte returneras via sms (returtiden kan ha gått ut eller varan "
+                      "kan vara undantagen). En person återkommer till dig här.",
     "cancel_requested": "Vi har bett vårt team att avbryta beställning {number}. En person bekräftar snart.",
     "cancel_too_late": "Beställning {number} har redan skickats och kan inte avbrytas. Skriv RETUR för att "
                        "skicka tillbaka den.",
