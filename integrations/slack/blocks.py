@@ -224,6 +224,11 @@ def order_card(order: Order, facts: CardFacts = CardFacts()) -> tuple[str, list[
         lines.append(f"…and {len(items) - MAX_ITEM_LINES} more lines ({rest} units)")
     blocks.append(section("\n".join(lines) or "_no items_"))
     flags = list(facts.flags)
+    reasons = [str(r.get("message")) for r in order.review_reasons or [] if r.get("message")]
+    if reasons and order.status == "needs_review":
+        # The approval rules' flags, one line each, instead of the timeline's one-line summary of them.
+        flags = [f for f in flags if not f.startswith("Waiting for review")]
+        flags[0:0] = [f":triangular_flag_on_post: {esc(reason)}" for reason in reasons]
     if order.risk_level and order.risk_level not in ("low", "normal"):
         flags.insert(0, f":warning: Risk {esc(order.risk_level)}")
     if order.status == "on_hold" and order.hold_reason:

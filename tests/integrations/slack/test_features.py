@@ -417,3 +417,20 @@ def test_no_digest_is_asked_for_when_there_is_nowhere_to_post_it(runtime, manual
     monkeypatch.setattr(runtime, "settings", runtime.settings.with_overrides(slack_ops_channel=""))
     morning = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9)
     assert slack_jobs.schedule_digests(runtime, now=morning) == 0
+
+
+def test_a_card_names_each_approval_rule_that_flagged_the_order(runtime, client, auth, slack_shop, staff,
+                                                                 fake_slack):
+    with runtime.db.session() as session:
+        session.get(Shop, slack_shop).settings = {
+            "slack_channel": CARDS, "auto_approve": True, "approval": {"max_order_value": "100.00"}}
+    new_order(client, auth, slack_shop, shipping_level="express")  # first order, express, above the limit
+    run_all_jobs(runtime)
+    (card,) = fake_slack.messages(CARDS)
+    text = json.dumps(card["blocks"], ensure_ascii=False)
+    lines = [line for block in card["blocks"] if block["type"] == "section"
+             for line in block["text"]["text"].split("\n")]
+    flagged = [line for line in lines if line.startswith(":triangular_flag_on_post:")]
+    assert len(flagged) == 2, text
+    assert "is above the 100.00 limit" in flagged[0]
+    assert "First order from this customer, with express shipping" in flagged[1]
