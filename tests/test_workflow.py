@@ -196,3 +196,20 @@ def test_perform_refuses_unknown_actions_and_low_roles(runtime: Any) -> None:
     with runtime.db.session() as session:
         with pytest.raises(Forbidden):
             actions.perform(session, 1, "cancel", JONAS, reason="x")
+
+
+def test_edit_corrects_address_level_and_note_before_the_goods_leave(client: Any, auth: Any, manual_shop: int,
+                                                                     run_jobs: Any) -> None:
+    order_id = create(client, auth, manual_shop)["id"]
+    run_jobs()
+    edited = act(client, auth, order_id, "edit", role="operator", shipping_level="express", note="Gift wrap",
+                 shipping_address={"name": "Anna Berg", "line1": "Storgatan 14", "city": "Göteborg",
+                                   "postal_code": "411 01", "country_code": "SE"})
+    assert edited.status_code == 200, edited.json
+    order = edited.json
+    assert (order["shipping_level"], order["note"], order["shipping_address"]["line1"]) == (
+        "express", "Gift wrap", "Storgatan 14")
+    assert order["timeline"][-1]["type"] == "order.edited"
+    assert "shipping address" in order["timeline"][-1]["message"]
+    bad = act(client, auth, order_id, "edit", role="operator", shipping_level="teleport")
+    assert bad.status_code == 422 and "shipping_level" in bad.json["error"]["fields"]

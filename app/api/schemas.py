@@ -329,6 +329,10 @@ class ActionIn(Strict):
     return_id = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),
                                metadata={"description": "return_receive and return_inspect: which return"})
     restock = StrictBoolean(metadata={"description": "return_inspect: whether the goods go back to stock"})
+    # --- edit: what staff may correct before the goods leave ---
+    shipping_address = fields.Nested(AddressIn, metadata={"description": "edit: the corrected shipping address"})
+    shipping_level = Text(validate=validate.OneOf(SHIPPING_LEVELS), metadata={"description": "edit"})
+    note = _text(MAX_TEXT, allow_none=True, metadata={"description": "edit: the order's note (empty clears it)"})
 
 
 class OrderListArgs(Strict):
