@@ -755,10 +755,12 @@ def _lock_order(session: Session, order_id: int) -> None:
     session.execute(select(Order.id).where(Order.id == order_id).with_for_update())
 
 
-def release_order(session: Session, order: Order) -> list[Allocation]:
+def release_order(session: Session, order: Order, *, restock: bool = True) -> list[Allocation]:
     """Give back the stock an order holds (reserved or picked, not shipped): its allocations become
     `released` and the units are free again. Returns what was released; waiting orders that the freed
-    stock completes are asked to be allocated."""
+    stock completes are asked to be allocated. `restock=False` (a cancelled order whose picked goods are
+    damaged or gone): picked units are written off, leaving `on_hand` too; reserved ones are still on the
+    shelf and are freed as usual."""
     _lock_order(session, order.id)  # the order first, then stock: the one lock order
     held = session.execute(
         select(Allocation).join(Allocation.location).options(contains_eager(Allocation.location))
@@ -770,16 +772,22 @@ def release_order(session: Session, order: Order) -> list[Allocation]:
         return []
     levels = _lock_levels(session, [(a.sku, a.location_id) for a in held])
     units: dict[tuple[str, int], int] = defaultdict(int)
+    written_off: dict[tuple[str, int], int] = defaultdict(int)
     freed: set[str] = set()
     for allocation in held:
-        units[(allocation.sku, allocation.location_id)] += allocation.quantity
-        if allocation.location.active:
+        key = (allocation.sku, allocation.location_id)
+        units[key] += allocation.quantity
+        if not restock and allocation.status == AllocationStatus.PICKED.value:
+            written_off[key] += allocation.quantity
+        elif allocation.location.active:
             freed.add(allocation.sku)
         allocation.status = AllocationStatus.RELEASED.value
         allocation.updated_at = utcnow()
     for key, quantity in units.items():
         if key in levels:
             levels[key].reserved = StockLevel.reserved - quantity
+            if written_off.get(key):
+                levels[key].on_hand = StockLevel.on_hand - written_off[key]
             levels[key].updated_at = utcnow()
     session.flush()
     queue_waiting_orders(session, freed, exclude={order.id})

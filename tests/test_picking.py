@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 
 from app.cli import cli
-from app.models import Order, OrderEvent
+from app.models import Location, Order, OrderEvent, StockLevel
 from app.runtime import Runtime
 from tests.test_allocation import allocate, allocated, approved_order, status
 from tests.test_stock import add_location, import_csv
@@ -313,3 +313,28 @@ def test_picklist_command_writes_a_pdf(app: Any, runtime: Runtime, manual_shop: 
     assert result.exit_code == 0, result.output
     text = pdf_text(target.read_bytes())
     assert text.index("A-01-3") < text.index("B-02-1") and "CAP-01" in text
+
+
+# --- cancelling after picking -----------------------------------------------------------------------------
+
+
+def on_hand(runtime: Runtime, sku: str, code: str = "STHLM") -> tuple[int, int]:
+    with runtime.db.session() as session:
+        level = session.execute(sa.select(StockLevel).join(StockLevel.location)
+                                .where(StockLevel.sku == sku, Location.code == code)).scalar_one()
+        return level.on_hand, level.reserved
+
+
+@pytest.mark.parametrize("restock", [True, False])
+def test_cancel_after_picking_restocks_or_writes_off(client: Any, auth: Any, runtime: Runtime, manual_shop: int,
+                                                     stocked: None, restock: bool) -> None:
+    before = on_hand(runtime, "TEE-BLK-M")
+    order_id = ready(runtime, manual_shop, ("TEE-BLK-M", 2))
+    assert act(client, auth, order_id, "pick").status_code == 200
+    cancelled = act(client, auth, order_id, "cancel", role="manager", reason="parcel dropped", restock=restock)
+    assert cancelled.status_code == 200, cancelled.json
+    on_hand_now, reserved_now = on_hand(runtime, "TEE-BLK-M")
+    assert (on_hand_now, reserved_now) == (before[0] - (0 if restock else 2), before[1])
+    released = cancelled.json["timeline"][-1]
+    assert released["type"] == "order.stock_released"
+    assert ("written off" in released["message"]) is (not restock)

@@ -328,7 +328,8 @@ class ActionIn(Strict):
     # --- returns ---
     return_id = fields.Integer(strict=True, validate=validate.Range(min=1, max=INT32_MAX),
                                metadata={"description": "return_receive and return_inspect: which return"})
-    restock = StrictBoolean(metadata={"description": "return_inspect: whether the goods go back to stock"})
+    restock = StrictBoolean(metadata={"description": "return_inspect: whether the goods go back to stock; cancel: "
+                                                     "false writes picked goods off instead (default true)"})
     # --- edit: what staff may correct before the goods leave ---
     shipping_address = fields.Nested(AddressIn, metadata={"description": "edit: the corrected shipping address"})
     shipping_level = Text(validate=validate.OneOf(SHIPPING_LEVELS), metadata={"description": "edit"})

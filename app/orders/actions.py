@@ -283,8 +283,10 @@ def release(session: Session, order_id: int, actor: Actor, *, expected_version: 
     return order
 
 
-def cancel(session: Session, order_id: int, actor: Actor, *, reason: str,
+def cancel(session: Session, order_id: int, actor: Actor, *, reason: str, restock: bool = True,
            expected_version: int | None = None, **_: Any) -> Order:
+    """Cancel before the goods leave; reserved stock is freed. `restock=False` writes picked goods off
+    (damaged, lost) instead of putting them back on the shelf."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidOrder("a cancellation needs a reason", fields={"reason": ["is required"]})
@@ -295,9 +297,10 @@ def cancel(session: Session, order_id: int, actor: Actor, *, reason: str,
     order.cancel_reason = reason
     order.status_before_hold = None
     record_event(session, order, actor, "order.cancelled",
-                 f"Cancelled by {actor.name or actor.kind}: {reason}", reason=reason, cancelled_from=previous)
+                 f"Cancelled by {actor.name or actor.kind}: {reason}", reason=reason, cancelled_from=previous,
+                 restock=restock)
     _flush(session, order)
-    release_stock(session, order, actor)  # after the flush, which holds the order row: order, then stock
+    release_stock(session, order, actor, restock=restock)  # after the flush, which holds the order row
     return order
 
 
@@ -634,11 +637,16 @@ def allocate(session: Session, order_id: int, actor: Actor | None = None) -> Ord
     return order
 
 
-def release_stock(session: Session, order: Order, actor: Actor) -> None:
+def release_stock(session: Session, order: Order, actor: Actor, *, restock: bool = True) -> None:
     """Give back the stock an order holds (on cancel), with a timeline entry naming what went back where."""
-    released = stock.release_order(session, order)
+    picked = {a.id for a in stock.allocations_of(session, order.id,
+                                                 statuses=[stock.AllocationStatus.PICKED.value])}
+    released = stock.release_order(session, order, restock=restock)
     if released:
         message, data = stock.describe_release(released)
+        if not restock and picked:
+            message += " (picked goods written off, not restocked)"
+            data["written_off"] = sorted(picked)
         record_event(session, order, actor, "order.stock_released", message, **data)
 
 

@@ -283,10 +283,17 @@ def hold_modal(order: Order) -> Block:
     return _modal("hold", "Hold order", order, [_text_input("reason", "Why is it on hold?", multiline=True)], "Hold")
 
 
+RESTOCK_CHOICES = (("yes", "Put the goods back in stock"), ("no", "Write picked goods off (damaged or lost)"))
+
+
 def cancel_modal(order: Order) -> Block:
+    options = [{"text": plain(label), "value": value} for value, label in RESTOCK_CHOICES]
     return _modal("cancel", "Cancel order", order, [
-        section(":warning: Cancelling gives back any stock the order holds. This cannot be undone here."),
-        _text_input("reason", "Reason for cancelling", multiline=True)], "Cancel order")
+        section(":warning: Cancelling cannot be undone here."),
+        _text_input("reason", "Reason for cancelling", multiline=True),
+        {"type": "input", "block_id": "restock", "label": plain("The goods"),
+         "element": {"type": "radio_buttons", "action_id": "value", "options": options,
+                     "initial_option": options[0]}}], "Cancel order")
 
 
 def pack_modal(order: Order) -> Block:

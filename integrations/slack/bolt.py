@@ -350,7 +350,11 @@ class OrderlineSlack:
     def _arguments(name: str, values: Json) -> Json | tuple[str, str]:
         if name in ("hold", "cancel"):
             reason = (blocks.state_value(values, "reason") or "").strip()
-            return {"reason": reason} if reason else ("reason", "Please give a reason.")
+            if not reason:
+                return "reason", "Please give a reason."
+            if name == "cancel":
+                return {"reason": reason, "restock": blocks.state_value(values, "restock") != "no"}
+            return {"reason": reason}
         if name == "reply":
             text = (blocks.state_value(values, "text") or "").strip()
             if not text:
