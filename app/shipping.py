@@ -28,7 +28,7 @@ from typing import Any, cast
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app import alerts, carrier_accounts, catalogue, events, outbox, stock
+from app import alerts, carrier_accounts, catalogue, events, outbox, stock, tracking
 from app.failures import PermanentError
 from app.models import Alert, Location, Order, Product, Shipment, Shop
 from app.orders import actions
@@ -315,6 +315,8 @@ def buy_label(runtime: Runtime, session: Session, shipment_id: int) -> str:
                                  f"({len(rates)} quoted)")
         label = client.buy_label(request, rate)
     record_label(session, order, shipment, label)
+    # Tracking follows the parcel from now on (polls when the carrier's webhooks are quiet).
+    shipment.next_poll_at = tracking.next_poll_at(runtime.settings, shipment, utcnow())
     return "found earlier label" if found else "bought"
 
 

@@ -285,3 +285,25 @@ def test_cancelling_an_order_whose_label_was_bought_voids_it(client: Any, auth: 
     assert bought.tracking_number in events[0].message
     assert order_of(runtime, order_id).status == "cancelled"
     assert "shipment.label_purchased" not in types(runtime, order_id)
+
+
+def test_a_sandbox_parcel_is_followed_until_delivered(runtime: Runtime, manual_shop: int, stocked: None) -> None:
+    import time
+    from datetime import timedelta
+
+    from app import tracking
+    from app.store import utcnow
+
+    configure(runtime, manual_shop, carrier_settings={"minutes_to_deliver": 0.01})  # a 0.6 s journey
+    order_id = packed(runtime, manual_shop, ("TEE-BLK-M", 1))
+    run_all_jobs(runtime)
+    [shipment] = shipments(runtime, order_id)
+    assert shipment.next_poll_at is not None, "tracking follows a parcel from its label on"
+    time.sleep(1.0)
+    with runtime.db.session() as session:  # due now, rather than at the sandbox's next poll
+        session.get(Shipment, shipment.id).next_poll_at = utcnow() - timedelta(seconds=1)
+    assert tracking.schedule_due_polls(runtime) == 1
+    run_all_jobs(runtime)
+    assert order_of(runtime, order_id).status == "delivered"
+    statuses = [e.data["status"] for e in timeline(runtime, order_id) if e.type == "shipment.tracking"]
+    assert "in_transit" in statuses and statuses[-1] == "delivered"
