@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from app import returns, tracking
-from app.models import Alert, LineItem, Location, OutboxEvent, Return, Shipment, Shop, StockLevel
+from app.models import Alert, LineItem, Location, Order, OutboxEvent, Return, Shipment, Shop, StockLevel
 from app.orders import actions
 from app.orders.types import Actor
 from app.store import utcnow
@@ -171,27 +171,20 @@ def test_the_return_label_is_bought_once_even_when_the_answer_is_lost(runtime, c
                     carrier="easypost").json["id"]
     with runtime.db.session() as session:
         job = session.execute(select(OutboxEvent).where(OutboxEvent.job == "return_label")).scalar_one()
-    # A short client timeout makes the hung buy fail like a killed worker's.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(tracking, "carrier_access", _short_timeout(tracking.carrier_access))
-        assert run_outbox(job.id) == "retry scheduled"
-        parcel = the_return(runtime, return_id)
-        assert parcel.label_reference and parcel.status == "requested"
-        with runtime.db.session() as session:
-            session.get(OutboxEvent, job.id).next_attempt_at = None
-        assert run_outbox(job.id) == "done"
+    # A short client timeout (the shop's carrier tuning) makes the hung buy fail like a killed worker's.
+    with runtime.db.session() as session:
+        shop = session.get(Order, order_id).shop
+        shop.settings = {**(shop.settings or {}), "carrier_settings": {"api_timeout_seconds": 1}}
+    assert run_outbox(job.id) == "retry scheduled"
+    parcel = the_return(runtime, return_id)
+    assert parcel.label_reference and parcel.status == "requested"
+    with runtime.db.session() as session:
+        session.get(OutboxEvent, job.id).next_attempt_at = None
+    assert run_outbox(job.id) == "done"
     parcel = the_return(runtime, return_id)
     assert parcel.status == "label_ready"
     assert easypost.purchases(parcel.label_reference) == 1
     assert len(timeline(runtime, order_id, "return.label_ready")) == 1
-
-
-def _short_timeout(original: Any) -> Any:
-    def access(current: Any, slug: str) -> Any:
-        found = original(current, slug)
-        return found.__class__(found.credentials, found.api_base_url, {**found.settings, "api_timeout_seconds": 1})
-
-    return access
 
 
 # --- refusals -----------------------------------------------------------------------------------------------

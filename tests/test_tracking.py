@@ -15,6 +15,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from app import tracking
+from app.carrier_accounts import carrier_client
 from app.models import Alert, InboundEvent, Order, OrderEvent, OutboxEvent, Shipment, Shop, TrackingEvent
 from app.orders import actions
 from app.orders.types import Actor, NewAddress, NewLineItem, NewOrder
@@ -122,7 +123,7 @@ def at(hours_ago: float) -> datetime:
 
 def new_tracker(runtime: Any, easypost: FakeEasyPost, code: str) -> None:
     """A tracker at the fake, made through the real SDK (as a label purchase makes one)."""
-    tracking.carrier_client(runtime.settings, "easypost").track(code)
+    carrier_client(runtime.settings, "easypost").track(code)
 
 
 def post_easypost(client: Any, body: bytes, secret: str = EASYPOST_SECRET) -> Any:
