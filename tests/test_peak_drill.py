@@ -20,6 +20,7 @@ from bench.peak.cluster import postgres_available
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_MINUTES = "1.5"
+CI_SCALE = "0.75"
 
 
 @pytest.mark.timeout(600)
@@ -30,8 +31,9 @@ def test_short_peak_drill_keeps_every_invariant(tmp_path: Path) -> None:
             pytest.fail(problem)
         pytest.skip(problem)
     report = tmp_path / "peak.md"
-    done = subprocess.run([sys.executable, "-m", "bench.peak", "--minutes", CI_MINUTES, "--drain-timeout", "150",
-                           "--report", str(report)], cwd=ROOT, capture_output=True, text=True, timeout=560)
+    done = subprocess.run([sys.executable, "-m", "bench.peak", "--minutes", CI_MINUTES, "--scale", CI_SCALE,
+                           "--drain-timeout", "150", "--report", str(report)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=560)
     assert report.exists(), f"the drill wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result = json.loads(report.with_suffix(".json").read_text())
     checks = {c["name"]: c for c in result["checks"]}
@@ -42,7 +44,7 @@ def test_short_peak_drill_keeps_every_invariant(tmp_path: Path) -> None:
     # The drill really did what it claims: load, every fault injected, attacks refused.
     figures = result["figures"]
     assert figures["webhooks_acked"] >= 150
-    assert figures["peak_webhooks_per_s_5s"] > 3 * figures["sustained_webhooks_per_s"] * 0.5
+    assert figures["peak_webhooks_per_s_5s"] >= 2 * figures["sustained_webhooks_per_s"]  # the spike happened
     ran = {f["step"]: f["result"] for f in figures["faults"] if not f["result"].startswith("SKIP")}
     assert len(ran) >= 4 and not [r for r in ran.values() if r.startswith("ERROR")], ran
     assert "killed mid-job" in next(r for s, r in ran.items() if "SIGKILL" in s)

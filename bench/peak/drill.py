@@ -97,8 +97,9 @@ def stock_up(api: requests.Session, base_url: str, csv_path: Path) -> None:
 class Staff(threading.Thread):
     """Staff at work through the API: approve what waits for review, note a few orders."""
 
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(self, base_url: str, token: str, extras: dict[str, Any]) -> None:
         super().__init__(name="peak-staff", daemon=True)
+        self.extras = extras
         self.base_url, self.session = base_url, requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.answers: Counter[str] = Counter()
@@ -126,6 +127,10 @@ class Staff(threading.Thread):
             if page.status_code != 200:
                 continue
             orders = page.json()["data"]
+            # After the merge, staff work from Slack and customers text in; until then these send nothing.
+            self.answers["slack actions"] += plugins.staff_via_slack(self.extras, self.base_url,
+                                                                     [o["id"] for o in orders])
+            self.answers["customer texts"] += plugins.customers_text_in(self.extras, self.base_url)
             for order in orders:
                 self._post(order["id"], "approve", {"expected_version": order["version"]}
                            if "version" in order else None)
@@ -221,7 +226,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
                 step.result = f"SKIP: {step.needs} not present"
         sampler = figures.Sampler(pg.dsn, redis, stack, rss_every=60.0 if args.soak else 5.0)
         sampler.start()
-        staff = Staff(stack.url, token)
+        staff = Staff(stack.url, token, extras)
         staff.start()
 
         def tick(t: float) -> None:

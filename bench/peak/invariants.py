@@ -60,6 +60,23 @@ def check_all(dsn: str, redis: Any, load: Load, shop_ids: dict[str, int], extras
         f"+ {len(gave_up)} given up; first answers {dict(sorted(statuses.items()))}; "
         f"{sum(d.attempts > 1 for d in webhooks)} needed retries"))
 
+    # 1b. No ack without a stored delivery: each distinct acked delivery of an order is one inbox row (a
+    # duplicate is the same bytes and headers: stored once). Fewer rows = acked but lost; more = stored twice.
+    stored = Counter((shop_id, ext) for shop_id, ext in _rows(
+        dsn, "SELECT shop_id, order_external_id FROM inbound_events WHERE order_external_id IS NOT NULL"))
+    lost_acks, twice = [], []
+    for order in load.orders:
+        distinct = {(d.body, tuple(sorted(d.headers.items()))) for d in order.deliveries if 200 <= d.status < 300}
+        rows_for = stored.get((shop_ids[order.shop.name], str(order.order_id)), 0)
+        if rows_for < len(distinct):
+            lost_acks.append(order.key)
+        elif rows_for > len(distinct):
+            twice.append(order.key)
+    checks.append(_check(
+        "every ack is one stored delivery (none lost, none stored twice)", not lost_acks and not twice,
+        f"{sum(stored.values())} inbox rows with an order; orders with an acked delivery missing {len(lost_acks)} "
+        f"{lost_acks[:3]}, with a delivery stored twice {len(twice)} {twice[:3]}"))
+
     # 2. Every accepted order is exactly one row; nothing else appeared.
     rows = _rows(dsn, "SELECT shop_id, external_id, count(*), max(channel_updated_at) FROM orders "
                       "GROUP BY shop_id, external_id")
