@@ -213,7 +213,9 @@ class Stack:
         return {p.name: p.restarts for p in (self.web, *self.workers) if p.restarts}
 
     def rss_mb(self) -> dict[str, float]:
-        """Resident memory in MiB: gunicorn (master + workers) and the RQ workers (parents + work horses)."""
+        """Resident memory in MiB of the long-lived processes: gunicorn (master + workers) and the RQ worker
+        parents; work horses (a fork per job, gone when it ends) are counted apart, so they do not make the
+        soak's growth figure jump by a horse's size from one sample to the next."""
 
         def total(processes: list[psutil.Process]) -> float:
             size = 0
@@ -223,9 +225,12 @@ class Stack:
             return size / 2**20
 
         web = self.web.tree()
-        workers = [p for w in self.workers for p in w.tree()]
+        trees = [w.tree() for w in self.workers]
+        parents = [tree[0] for tree in trees if tree]
+        horses = [p for tree in trees for p in tree[1:]]
         return {"web": round(total(web), 1), "web_processes": len(web),
-                "workers": round(total(workers), 1), "worker_processes": len(workers)}
+                "workers": round(total(parents), 1), "worker_processes": len(parents),
+                "work_horses": round(total(horses), 1)}
 
     def kill_worker_mid_job(self, timeout: float = 20.0) -> str:
         """SIGKILL an RQ worker and its work horse while the horse runs a job (a horse is a child process)."""

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -324,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
+    # A SIGTERM (CI cancelling, a timeout) must still stop every process and remove the cluster: unwind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.minutes is None:
         args.minutes = 30.0 if args.soak else 2.0
     return run(args)

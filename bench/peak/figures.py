@@ -142,6 +142,7 @@ def compute(load: Load, samples: list[Sample], dsn: str, shop_ids: dict[str, int
         "to_terminal_s_p50": _round(percentile(to_terminal, 50)),
         "to_terminal_s_p95": _round(percentile(to_terminal, 95)),
         "queue": drain,
+        "inbox_max": max((s.inbox or 0 for s in samples), default=0),
         "backlog_every_5s": [s.backlog if s.inbox is not None and s.outbox is not None else None
                              for s in samples[::5]],
         "load_average": [round(v, 1) for v in os.getloadavg()],

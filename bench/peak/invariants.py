@@ -121,7 +121,8 @@ def check_all(dsn: str, redis: Any, load: Load, shop_ids: dict[str, int], extras
     unreported = {shop: n for shop, n in per_shop.items() if (missed.get(shop) or 0) < n or shop not in alerted}
     checks.append(_check(
         "reconciliation found and reported every dropped order", not lost and not leaked and not unreported,
-        f"{len(dropped)} dropped; {len(dropped) - len(lost)} found; missed_creates per shop "
+        f"{len(dropped)} dropped; {len(dropped) - len(lost)} found; {int(sum(missed.values()))} missed_creates "
+        f"(more than dropped: webhooks still waiting in a backlog past the 2-minute settle); per shop "
         f"{ {k: int(v) for k, v in missed.items()} } vs dropped {dict(per_shop)}; alerted shops {sorted(alerted)}; "
         f"not found {lost[:3]}, short or unalerted {unreported}"))
 
