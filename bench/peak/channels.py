@@ -89,6 +89,11 @@ class Shop:
                          date_created=stamp_c, date_created_gmt=stamp_c, date_modified=stamp_u,
                          date_modified_gmt=stamp_u)
             order["billing"] = {**order["billing"], "email": f"buyer{order_id}@example.com"}
+            # As WooCommerce writes them: links to this store. Two stores send the same order id (and, within
+            # one second, the same X-WC-Webhook-Delivery-ID for webhook 1 when their salts are equal, as in
+            # the fake), so without these the two stores' bodies would be byte-identical.
+            api = f"{self.external_id}wp-json/wc/v3/orders"
+            order["_links"] = {"self": [{"href": f"{api}/{order_id}"}], "collection": [{"href": api}]}
             for n, line in enumerate(order["line_items"]):
                 line["sku"], line["id"] = "PEAK-MUG", order_id * 10 + n
             return order

@@ -321,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-bound-mb", type=float, default=40.0, help="soak: allowed RSS growth per group")
     parser.add_argument("--report", help="write the report (markdown) here, and the figures next to it as .json")
     parser.add_argument("--web-workers", type=int, default=3)
-    parser.add_argument("--drain-timeout", type=float, default=150.0)
+    parser.add_argument("--drain-timeout", type=float, default=240.0,
+                        help="seconds after the load for every order to reach its terminal state")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
