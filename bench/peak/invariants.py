@@ -122,7 +122,7 @@ def check_all(dsn: str, redis: Any, load: Load, shop_ids: dict[str, int], extras
     checks.append(_check(
         "reconciliation found and reported every dropped order", not lost and not leaked and not unreported,
         f"{len(dropped)} dropped; {len(dropped) - len(lost)} found; {int(sum(missed.values()))} missed_creates "
-        f"(more than dropped: webhooks still waiting in a backlog past the 2-minute settle); per shop "
+        f"(beyond the dropped: orders whose webhooks did not become orders before the poll); per shop "
         f"{ {k: int(v) for k, v in missed.items()} } vs dropped {dict(per_shop)}; alerted shops {sorted(alerted)}; "
         f"not found {lost[:3]}, short or unalerted {unreported}"))
 
