@@ -101,10 +101,12 @@ def check_all(dsn: str, redis: Any, load: Load, shop_ids: dict[str, int], extras
         if stored is None or stored[1] is None or stored[1].astimezone(UTC).replace(microsecond=0) != want:
             wrong.append((order.key, stored[1] if stored else None, want))
     reordered = sum(o.fate == "reordered" for o in multi)
+    stale = sum(o.fate == "stale_update" for o in multi)
     duplicates = sum(d.kind == "duplicate" for d in webhooks)
     checks.append(_check(
         "newest version wins (updates, out-of-order, duplicates)", not wrong,
-        f"{len(multi)} updated orders ({reordered} update before create), {duplicates} duplicate deliveries; "
+        f"{len(multi)} updated orders ({reordered} update before create, {stale} older update after newer), "
+        f"{duplicates} duplicate deliveries; "
         f"{len(wrong)} with an older state {wrong[:2]}"))
 
     # 4. Reconciliation found every dropped order and said so.

@@ -50,7 +50,7 @@ class PlannedOrder:
     order_id: int
     t0: float
     versions: int = 1
-    fate: str = "plain"  # plain | updated | reordered | dropped
+    fate: str = "plain"  # plain | updated | reordered | stale_update | dropped
     deliveries: list[Delivery] = field(default_factory=list)
     created: datetime | None = None
 
@@ -126,12 +126,20 @@ class Load:
             return
         if roll < 0.33:
             order.versions = 2
-            order.fate = "reordered" if self.random.random() < 0.2 else "updated"
+            kind = self.random.random()
+            order.fate = "reordered" if kind < 0.2 else "stale_update" if kind < 0.35 else "updated"
         self.at(t0, lambda: self._begin(order))
         if order.fate == "reordered":
             # The update overtakes its create: the create must not undo the update.
             self.at(t0, lambda: self._send(order, "update", 2))
             self.at(t0 + 0.5, lambda: self._send(order, "create", 1))
+        elif order.fate == "stale_update":
+            # Two updates arrive newest first: the older one must not undo the newer.
+            order.versions = 3
+            later = t0 + 1 + self.random.random() * 2
+            self.at(t0, lambda: self._send(order, "create", 1))
+            self.at(later, lambda: self._send(order, "update", 3))
+            self.at(later + 0.5, lambda: self._send(order, "update", 2))
         else:
             self.at(t0, lambda: self._send(order, "create", 1))
             if order.versions == 2:
