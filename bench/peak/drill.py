@@ -182,6 +182,7 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
     sampler: figures.Sampler | None = None
     staff: Staff | None = None
     extras: dict[str, Any] = {}
+    load: Load | None = None
     started = time.time()
     try:
         pg.init()
@@ -275,6 +276,8 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
                 default=str))
         return 1 if failed else 0
     finally:
+        if load is not None:
+            load.abort()
         if staff is not None and staff.is_alive():
             staff.stop()
         if sampler is not None:

@@ -269,6 +269,11 @@ class Load:
         self._pool.shutdown(wait=True)
         self.ended_wall = time.time()
 
+    def abort(self) -> None:
+        """Drop what is not sent yet (an interrupted run): queued POSTs must not outlive the stack."""
+        self._events.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     # --- the ledger ---------------------------------------------------------------------------------------
 
     def webhooks(self) -> list[Delivery]:
