@@ -34,7 +34,7 @@ def test_short_peak_drill_keeps_every_invariant(tmp_path: Path) -> None:
     log = tmp_path / "drill.log"
     with log.open("w") as out:
         drill = subprocess.Popen([sys.executable, "-m", "bench.peak", "--minutes", CI_MINUTES, "--scale", CI_SCALE,
-                                  "--drain-timeout", "150", "--report", str(report)],
+                                  "--drain-timeout", "200", "--report", str(report)],
                                  cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
         try:
             returncode = drill.wait(timeout=540)
