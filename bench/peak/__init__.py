@@ -1,0 +1,1 @@
+"""Peak-day drill: `python -m bench.peak [--minutes N] [--scale X] [--soak] [--report FILE]`."""

@@ -1,0 +1,5 @@
+import sys
+
+from .drill import main
+
+sys.exit(main())
