@@ -33,6 +33,15 @@ DEMO_SETTINGS: dict[str, Any] = {
     "carrier": "sandbox",
     "shipping_promise_hours": {"express": 24, "standard": 72, "economy": 120},
 }
+# SANDBOX PAGES (issue 7): ordinary orders approve, pick and pack by themselves, so a newcomer sees them ship;
+# big ones and a first-time customer's express order wait for a person (the Slack sandbox's Approve button).
+# Merged into the shops' settings on every run (a shop seeded by an older demo gets them too).
+AUTOMATION: dict[str, dict[str, Any]] = {
+    "shopify": {"auto_approve": True, "auto_pick_pack": True,
+                "approval": {"max_order_value": "4000.00", "first_time_express": True}},
+    "woocommerce": {"auto_approve": True, "auto_pick_pack": True,
+                    "approval": {"max_order_value": "400.00", "first_time_express": True}},
+}
 LOCATIONS = (
     {"code": "STHLM", "name": "Stockholm warehouse", "country_code": "SE", "city": "Stockholm", "priority": 10,
      "timezone": "Europe/Stockholm"},
@@ -119,6 +128,8 @@ def seed(runtime: Runtime, fakes: Fakes) -> DemoShops:
                                               "webhook_secret": webhook_secret})
         woo.webhook_secret_encrypted = box.seal(webhook_secret)
         woo.active = shopify.active = True
+        for shop in (shopify, woo):  # SANDBOX PAGES: see AUTOMATION
+            shop.settings = {**(shop.settings or {}), **AUTOMATION[shop.channel]}
         if session.execute(select(Location.id)).first() is None:
             session.add_all(Location(**location) for location in LOCATIONS)
             session.flush()
