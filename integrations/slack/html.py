@@ -22,12 +22,13 @@ from markupsafe import Markup, escape
 Json = dict[str, Any]
 UserName = Callable[[str], str]
 
-# The emoji Orderline's blocks use, and a few common ones; an unknown :name: stays as text, as in a plain client.
+# The emoji Orderline's blocks use, drawn as symbols that ordinary system fonts have (DejaVu, Liberation), so the
+# page reads the same on a server or CI browser without an emoji font. An unknown :name: stays as text.
 EMOJI: Mapping[str, str] = {
-    "warning": "⚠️", "double_vertical_bar": "⏸️", "x": "❌", "memo": "📝", "speech_balloon": "💬",
-    "outbox_tray": "📤", "package": "📦", "truck": "🚚", "white_check_mark": "✅", "rotating_light": "🚨",
-    "hourglass": "⏳", "bell": "🔔", "moneybag": "💰", "arrow_right": "➡️", "tada": "🎉", "eyes": "👀",
-    "heavy_check_mark": "✔️", "leftwards_arrow_with_hook": "↩️", "label": "🏷️", "calendar": "📅",
+    "warning": "⚠", "double_vertical_bar": "‖", "x": "✖", "memo": "✎", "speech_balloon": "✉",
+    "outbox_tray": "➤", "package": "▣", "truck": "➜", "white_check_mark": "✔", "heavy_check_mark": "✔",
+    "rotating_light": "⚑", "eyes": "◉", "zap": "⚡", "slack": "#", "bell": "♪", "hourglass": "⌛",
+    "arrow_right": "→", "leftwards_arrow_with_hook": "↩", "airplane": "✈",
 }
 _SPECIAL = re.compile(r"<([^<>]+)>")
 _EMOJI = re.compile(r":([a-z0-9_+\-]+):")
