@@ -26,11 +26,11 @@ from urllib.parse import urlencode
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
 from markupsafe import escape
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.dashboard import auth
 from app.demo.sandbox import SandboxHook, add_page, register_hook
-from app.models import Shop, SlackStaff
+from app.models import Shop, SlackMessage, SlackStaff
 from app.runtime import Runtime
 from integrations.slack import html
 from integrations.slack.fake import FakeSlack
@@ -110,8 +110,11 @@ class SlackSandbox:
             self.fake = None
 
     def seed(self, runtime: Runtime) -> None:
-        """Every shop posts a card for every order to #orders; the sandbox's manager and operator are staff."""
+        """Every shop posts a card for every order to #orders; the sandbox's manager and operator are staff.
+        The workspace is new on every run: the previous run's messages are gone, so their rows are forgotten
+        (an old order that changes gets a new card instead of a failing chat.update)."""
         with runtime.db.session() as session:
+            session.execute(delete(SlackMessage).where(SlackMessage.channel.in_(list(CHANNELS))))
             for shop in session.execute(select(Shop)).scalars():
                 shop.settings = {**(shop.settings or {}), "slack_channel": ORDERS_CHANNEL, "slack_all_orders": True}
             for user in USERS:
