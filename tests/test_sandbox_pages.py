@@ -84,6 +84,21 @@ def card_of(sandbox: SlackSandbox, number: str = "") -> dict[str, Any]:
     return cards[0]
 
 
+def order_with_card(runtime: Any, client: Any, auth: Any, shop_id: int,
+                    sandbox: SlackSandbox) -> tuple[int, dict[str, Any]]:
+    """An order placed through the API, triaged, and its card as the sandbox channel holds it."""
+    order_id = new_order(client, auth, shop_id)
+    run_all_jobs(runtime)
+    return order_id, card_of(sandbox)
+
+
+def click(client: Any, csrf: str, card: dict[str, Any], action: str, user: str) -> Any:
+    """What the Slack page's script posts when `user` clicks the card's `action` button."""
+    return client.post("/sandbox/slack/click", headers={"X-CSRF-Token": csrf}, json={
+        "channel": ORDERS_CHANNEL, "ts": card["ts"], "block_id": buttons(card)[f"orderline:{action}"],
+        "action_id": f"orderline:{action}", "user": user})
+
+
 def buttons(card: dict[str, Any]) -> dict[str, str]:
     """action_id → block_id of the card's buttons."""
     return {e["action_id"]: b["block_id"] for b in card["blocks"] if b["type"] == "actions" for e in b["elements"]}
@@ -113,18 +128,14 @@ def test_the_hook_seeds_staff_and_every_shop_posts_each_order_to_the_sandbox_cha
 def test_a_click_on_the_slack_page_is_a_signed_block_action_that_moves_the_order_and_updates_the_card(
         runtime: Any, client: Any, auth: Any, tokens: dict[str, str], shop: int,
         slack_sandbox: SlackSandbox) -> None:
-    order_id = new_order(client, auth, shop)
-    run_all_jobs(runtime)
-    card = card_of(slack_sandbox)
+    order_id, card = order_with_card(runtime, client, auth, shop, slack_sandbox)
     csrf = signed_in(client, tokens, "viewer")
     page = client.get("/sandbox/slack")
     assert page.status_code == 200 and "Jonas Ek" in page.get_data(as_text=True)
     shown = client.get(f"/sandbox/slack/channel.json?channel={ORDERS_CHANNEL}&user={JONAS}").json["html"]
     assert f'data-ts="{card["ts"]}"' in shown and 'data-action-id="orderline:approve"' in shown
 
-    answer = client.post("/sandbox/slack/click", headers={"X-CSRF-Token": csrf}, json={
-        "channel": ORDERS_CHANNEL, "ts": card["ts"], "block_id": buttons(card)["orderline:approve"],
-        "action_id": "orderline:approve", "user": JONAS})
+    answer = click(client, csrf, card, "approve", JONAS)
     assert answer.status_code == 200 and answer.json["status"] == 200, answer.json
     assert status_of(runtime, order_id) != "needs_review"
     timeline = client.get(f"/api/v1/orders/{order_id}", headers=auth("viewer")).json["timeline"]
@@ -140,9 +151,7 @@ def test_a_click_on_the_slack_page_is_a_signed_block_action_that_moves_the_order
 
 def test_the_sandbox_signature_is_accepted_and_a_tampered_or_stale_one_refused(
         runtime: Any, client: Any, auth: Any, shop: int, slack_sandbox: SlackSandbox, app: Any) -> None:
-    order_id = new_order(client, auth, shop)
-    run_all_jobs(runtime)
-    card = card_of(slack_sandbox)
+    order_id, card = order_with_card(runtime, client, auth, shop, slack_sandbox)
     with app.test_request_context():
         payload = slack_sandbox.click_payload(ORDERS_CHANNEL, card["ts"], buttons(card)["orderline:approve"],
                                               "orderline:approve", ANA, "1.2.trigger")
@@ -167,13 +176,9 @@ def test_the_sandbox_signature_is_accepted_and_a_tampered_or_stale_one_refused(
 def test_a_modal_opens_on_the_page_and_its_signed_submission_holds_the_order(
         runtime: Any, client: Any, auth: Any, tokens: dict[str, str], shop: int,
         slack_sandbox: SlackSandbox) -> None:
-    order_id = new_order(client, auth, shop)
-    run_all_jobs(runtime)
-    card = card_of(slack_sandbox)
+    order_id, card = order_with_card(runtime, client, auth, shop, slack_sandbox)
     csrf = signed_in(client, tokens, "operator")
-    opened = client.post("/sandbox/slack/click", headers={"X-CSRF-Token": csrf}, json={
-        "channel": ORDERS_CHANNEL, "ts": card["ts"], "block_id": buttons(card)["orderline:hold"],
-        "action_id": "orderline:hold", "user": ANA}).json
+    opened = click(client, csrf, card, "hold", ANA).json
     modal = opened["modal"]
     assert "Hold order" in modal["html"] and 'name="reason"' in modal["html"]
 
@@ -191,13 +196,9 @@ def test_a_modal_opens_on_the_page_and_its_signed_submission_holds_the_order(
 def test_an_unmapped_sandbox_user_is_told_so_and_nothing_moves(
         runtime: Any, client: Any, auth: Any, tokens: dict[str, str], shop: int,
         slack_sandbox: SlackSandbox) -> None:
-    order_id = new_order(client, auth, shop)
-    run_all_jobs(runtime)
-    card = card_of(slack_sandbox)
+    order_id, card = order_with_card(runtime, client, auth, shop, slack_sandbox)
     csrf = signed_in(client, tokens, "viewer")
-    client.post("/sandbox/slack/click", headers={"X-CSRF-Token": csrf}, json={
-        "channel": ORDERS_CHANNEL, "ts": card["ts"], "block_id": buttons(card)["orderline:approve"],
-        "action_id": "orderline:approve", "user": KIM})
+    click(client, csrf, card, "approve", KIM)
     assert status_of(runtime, order_id) == "needs_review"
     shown = client.get(f"/sandbox/slack/channel.json?channel={ORDERS_CHANNEL}&user={KIM}").json["html"]
     assert "Only visible to you" in shown and "not set up in Orderline" in shown

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask
+from flask import Blueprint, Flask, Response
 from sqlalchemy import select
 
 from app import stock
@@ -67,6 +67,21 @@ def register_hook(hook: SandboxHook) -> None:
 
 def hooks() -> list[SandboxHook]:
     return list(_hooks.values())
+
+
+def page_blueprint(name: str, import_name: str, url_prefix: str) -> Blueprint:
+    """A blueprint for a sandbox page, answering with the dashboard's security headers (strict CSP, no framing)."""
+    blueprint = Blueprint(name, import_name, url_prefix=url_prefix)
+
+    @blueprint.after_request
+    def _security_headers(response: Response) -> Response:
+        from app.dashboard.views import SECURITY_HEADERS
+
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        return response
+
+    return blueprint
 
 
 def add_page(app: Flask, title: str, path: str) -> None:

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import Flask, Response, abort, current_app, jsonify, render_template, request
 from markupsafe import escape
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import delete, select
 
 from app.dashboard import auth
-from app.demo.sandbox import SandboxHook, add_page, register_hook
+from app.demo.sandbox import SandboxHook, add_page, page_blueprint, register_hook
 from app.models import Shop, SlackMessage, SlackStaff
 from app.runtime import Runtime
 from integrations.slack import html
@@ -267,7 +267,7 @@ class SlackSandbox:
 
 # --- the page ----------------------------------------------------------------------------------------------
 
-bp = Blueprint("sandbox_slack", __name__, url_prefix="/sandbox/slack")
+bp = page_blueprint("sandbox_slack", __name__, "/sandbox/slack")
 
 
 def _sandbox() -> SlackSandbox:
@@ -289,15 +289,6 @@ def _args() -> dict[str, Any]:
     if not isinstance(body, dict):
         abort(400, description="send a JSON object")
     return {str(k): v for k, v in body.items()}
-
-
-@bp.after_request
-def _headers(response: Response) -> Response:
-    from app.dashboard.views import SECURITY_HEADERS
-
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
 
 
 @bp.get("")

@@ -24,12 +24,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import Flask, Response, abort, current_app, jsonify, render_template, request
 from markupsafe import escape
 
 from app.dashboard import auth
 from app.demo.catalog import CUSTOMERS
-from app.demo.sandbox import SandboxHook, add_page, register_hook
+from app.demo.sandbox import SandboxHook, add_page, page_blueprint, register_hook
 from integrations.twilio.fake import FakeTwilio, inbound_params
 from integrations.twilio.signature import SIGNATURE_HEADER, sign
 
@@ -181,7 +181,7 @@ def twiml_text(document: str) -> str:
 
 # --- the page ----------------------------------------------------------------------------------------------
 
-bp = Blueprint("sandbox_phone", __name__, url_prefix="/sandbox/phone")
+bp = page_blueprint("sandbox_phone", __name__, "/sandbox/phone")
 NUMBERS = {customer.phone: customer for customer in CUSTOMERS}
 
 
@@ -196,15 +196,6 @@ def _phone(value: str | None) -> str:
     if not value or value not in NUMBERS:
         abort(422, description="pick one of the demo customers' numbers")
     return value
-
-
-@bp.after_request
-def _headers(response: Response) -> Response:
-    from app.dashboard.views import SECURITY_HEADERS
-
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
 
 
 @bp.get("")

@@ -17,6 +17,7 @@ import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
@@ -228,13 +229,7 @@ def sandbox_pages(workdir: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
-        context = driver.chromium.launch_persistent_context(
-            str(workdir / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1440, "height": 900}, device_scale_factor=1)
-        page = context.pages[0] if context.pages else context.new_page()
-        page.goto(f"{base}/sandbox/slack")
-        page.fill("input[name=token]", token)
-        page.click("button[type=submit]")
+        context, page = signed_in_browser(driver, workdir, f"{base}/sandbox/slack", token)
         page.locator("article.sk-message").first.wait_for()
         page.wait_for_timeout(500)
         if shown_ts:
@@ -252,18 +247,24 @@ def sandbox_pages(workdir: Path) -> None:
     fakes.stop()
 
 
+def signed_in_browser(driver: Any, workdir: Path, url: str, token: str) -> tuple[Any, Any]:
+    """A headless Chromium at `url`, signed in with `token` on the sign-in page it is sent to."""
+    context = driver.chromium.launch_persistent_context(
+        str(workdir / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+        viewport={"width": 1440, "height": 900}, device_scale_factor=1)
+    page = context.pages[0] if context.pages else context.new_page()
+    page.goto(url)
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    return context, page
+
+
 def shoot(base: str, token: str, order_id: int, workdir: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     DOCS.mkdir(exist_ok=True)
     with sync_playwright() as driver:
-        context = driver.chromium.launch_persistent_context(
-            str(workdir / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1440, "height": 900}, device_scale_factor=1)
-        page = context.pages[0] if context.pages else context.new_page()
-        page.goto(f"{base}/dashboard/")
-        page.fill("input[name=token]", token)
-        page.click("button[type=submit]")
+        context, page = signed_in_browser(driver, workdir, f"{base}/dashboard/", token)
         page.locator("a.card").first.wait_for()
         page.wait_for_timeout(500)
         page.screenshot(path=str(DOCS / "dashboard-board.png"))
