@@ -18,7 +18,7 @@ from app.runtime import Runtime
 
 def init_dashboard(app: Flask, runtime: Runtime) -> None:
     from app import resolve_secret_key
-    from app.dashboard import views
+    from app.dashboard import integration_panels, views  # noqa: F401 - SANDBOX PAGES: Slack and SMS panels
 
     # The cookie-signing key is derived from ORDERLINE_SECRET_KEY (which also encrypts shop secrets), so
     # the one never appears where the other is used.

@@ -96,7 +96,9 @@ def _http_error(error: HTTPException) -> Any:
 
 def _safe_next(target: str | None) -> str:
     # Only a path inside the dashboard: never an open redirect to another site.
-    if target and target.startswith("/dashboard") and not urlsplit(target).netloc and "\\" not in target:
+    # SANDBOX PAGES: the demo's /sandbox/ pages sign in through here too.
+    if target and target.startswith(("/dashboard", "/sandbox/")) and not urlsplit(target).netloc \
+            and "\\" not in target:
         return target
     return url_for("dashboard.board_page")
 

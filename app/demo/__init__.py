@@ -53,12 +53,14 @@ def load_hooks() -> list[str]:
     return loaded
 
 
-def demo_environment(settings: Settings, fakes: Fakes) -> dict[str, str]:
+def demo_environment(settings: Settings, fakes: Fakes, base_url: str = "") -> dict[str, str]:
     """The settings the web app and the worker need to talk to the sandboxes."""
     env = {
         "SHOPIFY_API_BASE_URL": fakes.shopify.url,
         "SHOPIFY_API_SECRET": settings.shopify_api_secret or DEMO_SHOPIFY_SECRET,
     }
+    if base_url:  # SANDBOX PAGES: the app's address, which the phone sandbox signs Twilio webhooks over
+        env["PUBLIC_BASE_URL"] = base_url
     if not settings.database_url and not os.environ.get("ORDERLINE_INSTANCE_DIR"):
         env["ORDERLINE_INSTANCE_DIR"] = str(Path(settings.instance_dir) / "demo")
     for hook in hooks():
@@ -77,7 +79,7 @@ def start(settings: Settings, *, base_url: str, every: float = 4.0, seed_value: 
 
     load_hooks()
     fakes = Fakes.start()
-    env = demo_environment(settings, fakes)
+    env = demo_environment(settings, fakes, base_url)
     os.environ.update(env)
     app = (create_app or default_create_app)(load_settings())
     _dev_bootstrap(app)

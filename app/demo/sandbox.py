@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask
+from flask import Blueprint, Flask, Response
 from sqlalchemy import select
 
 from app import stock
@@ -32,6 +32,15 @@ SHOPIFY_TOKEN = "shpat_orderline_demo"  # noqa: S105 - the fake's own token, val
 DEMO_SETTINGS: dict[str, Any] = {
     "carrier": "sandbox",
     "shipping_promise_hours": {"express": 24, "standard": 72, "economy": 120},
+}
+# SANDBOX PAGES (issue 7): ordinary orders approve, pick and pack by themselves, so a newcomer sees them ship;
+# big ones and a first-time customer's express order wait for a person (the Slack sandbox's Approve button).
+# Merged into the shops' settings on every run (a shop seeded by an older demo gets them too).
+AUTOMATION: dict[str, dict[str, Any]] = {
+    "shopify": {"auto_approve": True, "auto_pick_pack": True,
+                "approval": {"max_order_value": "4000.00", "first_time_express": True}},
+    "woocommerce": {"auto_approve": True, "auto_pick_pack": True,
+                    "approval": {"max_order_value": "400.00", "first_time_express": True}},
 }
 LOCATIONS = (
     {"code": "STHLM", "name": "Stockholm warehouse", "country_code": "SE", "city": "Stockholm", "priority": 10,
@@ -58,6 +67,21 @@ def register_hook(hook: SandboxHook) -> None:
 
 def hooks() -> list[SandboxHook]:
     return list(_hooks.values())
+
+
+def page_blueprint(name: str, import_name: str, url_prefix: str) -> Blueprint:
+    """A blueprint for a sandbox page, answering with the dashboard's security headers (strict CSP, no framing)."""
+    blueprint = Blueprint(name, import_name, url_prefix=url_prefix)
+
+    @blueprint.after_request
+    def _security_headers(response: Response) -> Response:
+        from app.dashboard.views import SECURITY_HEADERS
+
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        return response
+
+    return blueprint
 
 
 def add_page(app: Flask, title: str, path: str) -> None:
@@ -119,6 +143,8 @@ def seed(runtime: Runtime, fakes: Fakes) -> DemoShops:
                                               "webhook_secret": webhook_secret})
         woo.webhook_secret_encrypted = box.seal(webhook_secret)
         woo.active = shopify.active = True
+        for shop in (shopify, woo):  # SANDBOX PAGES: see AUTOMATION
+            shop.settings = {**(shop.settings or {}), **AUTOMATION[shop.channel]}
         if session.execute(select(Location.id)).first() is None:
             session.add_all(Location(**location) for location in LOCATIONS)
             session.flush()

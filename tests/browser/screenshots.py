@@ -1,6 +1,7 @@
-"""Take the README's dashboard screenshots (docs/dashboard-*.png) in headless Chromium:
+"""Take the README's screenshots (docs/dashboard-*.png, docs/sandbox-*.png) in headless Chromium:
 
-    .venv/bin/python -m tests.browser.screenshots
+    .venv/bin/python -m tests.browser.screenshots            # all of them
+    .venv/bin/python -m tests.browser.screenshots sandbox    # only the Slack and phone sandboxes
 
 A private SQLite database and embedded Redis, the demo's sandbox shops and order stream (real signed
 webhooks, real ingest), two weeks of order history, then the dashboard's four pages. Shipments, returns and
@@ -16,6 +17,7 @@ import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
@@ -160,8 +162,101 @@ def main() -> None:
         shoot(base, token, showcase, workdir)
         server.shutdown()
         fakes.stop()
+        sandbox_pages(workdir / "sandboxes")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- SANDBOX PAGES: the Slack workspace and the customer phone (docs/sandbox-*.png) ---------------------------
+
+
+def sandbox_pages(workdir: Path) -> None:
+    """A second, small demo instance with the Slack and phone sandboxes: a few orders from the sandbox shops,
+    one approved from its Slack card, a customer texting "status"; then both pages."""
+    from integrations.slack.sandbox import ORDERS_CHANNEL, SlackSandbox
+    from integrations.twilio.sandbox import PhoneSandbox
+
+    workdir.mkdir(parents=True)
+    slack, phone = SlackSandbox(), PhoneSandbox()
+    redis_url = start_embedded_redis(workdir / "redis")
+    fakes = Fakes.start()
+    server = make_server("127.0.0.1", 0, None, threaded=True)  # bound first: the phone signs over its URL
+    base = f"http://127.0.0.1:{server.server_port}"
+    env = {**slack.prepare({}), **phone.prepare({"PUBLIC_BASE_URL": base})}
+    settings = Settings(instance_dir=workdir, redis_url=redis_url, secret_key="screenshots", shopify_api_secret=SECRET,
+                        shopify_api_base_url=fakes.shopify.url, log_level="WARNING",
+                        slack_bot_token=env["SLACK_BOT_TOKEN"], slack_signing_secret=env["SLACK_SIGNING_SECRET"],
+                        slack_api_base_url=env["SLACK_API_BASE_URL"], slack_ops_channel=env["SLACK_OPS_CHANNEL"],
+                        twilio_account_sid=env["TWILIO_ACCOUNT_SID"], twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
+                        twilio_from_number=env["TWILIO_FROM_NUMBER"], twilio_api_base_url=env["TWILIO_API_BASE_URL"],
+                        public_base_url=base)
+    app = create_app(settings)
+    token = _dev_bootstrap(app)["token"]
+    runtime = app.extensions["orderline"]
+    shops = seed(runtime, fakes)
+    slack.attach(app)
+    phone.attach(app)
+    server.app = app
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stream = OrderStream([
+        ShopTarget("shopify", f"{base}/webhooks/shopify", shopify=fakes.shopify, shopify_domain=SHOPIFY_DOMAIN,
+                   shopify_secret=SECRET),
+        ShopTarget("woocommerce", f"{base}/webhooks/woocommerce/{shops.woocommerce_id}",
+                   woocommerce=fakes.woocommerce, woocommerce_secret=shops.woocommerce_webhook_secret),
+    ], seed=11)
+    for _ in range(8):
+        stream.send_one()
+        drain(runtime)
+    with app.test_request_context():
+        cards = slack.fake.messages(ORDERS_CHANNEL) if slack.fake else []
+        waiting = [c for c in cards if any(e.get("action_id") == "orderline:approve" for b in c["blocks"]
+                                           if b["type"] == "actions" for e in b["elements"])]
+        shown_ts = waiting[0]["ts"] if waiting else (cards[0]["ts"] if cards else "")
+        if len(waiting) > 1:  # approve one from its card; the next one still shows its buttons
+            block = next(b["block_id"] for b in waiting[0]["blocks"] if b["type"] == "actions")
+            slack.click(ORDERS_CHANNEL, waiting[0]["ts"], block, "orderline:approve", "U0SBXANA01")
+        drain(runtime)
+        with runtime.db.session() as session:
+            # A Swedish customer: their texts are not held back by quiet hours in Europe's daytime.
+            customer = session.execute(select(Order.customer_phone).where(Order.customer_phone.like("+46%"))
+                                       .order_by(Order.id)).scalars().first()
+    from integrations.twilio.sandbox import NUMBERS
+
+    number = customer if customer in NUMBERS else next(iter(NUMBERS))
+    with app.test_request_context():
+        phone.send(number, "status")
+    drain(runtime)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        context, page = signed_in_browser(driver, workdir, f"{base}/sandbox/slack", token)
+        page.locator("article.sk-message").first.wait_for()
+        page.wait_for_timeout(500)
+        if shown_ts:
+            page.locator(f'article.sk-message[data-ts="{shown_ts}"]').evaluate("e => e.scrollIntoView()")
+        page.screenshot(path=str(DOCS / "sandbox-slack.png"))
+        page.goto(f"{base}/sandbox/phone")
+        page.select_option("#ph-number", number)
+        page.locator(".ph-msg").first.wait_for()
+        page.wait_for_timeout(1600)  # the next poll: the shop's texts reported delivered
+        page.screenshot(path=str(DOCS / "sandbox-phone.png"))
+        context.close()
+    server.shutdown()
+    slack.stop()
+    phone.stop()
+    fakes.stop()
+
+
+def signed_in_browser(driver: Any, workdir: Path, url: str, token: str) -> tuple[Any, Any]:
+    """A headless Chromium at `url`, signed in with `token` on the sign-in page it is sent to."""
+    context = driver.chromium.launch_persistent_context(
+        str(workdir / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+        viewport={"width": 1440, "height": 900}, device_scale_factor=1)
+    page = context.pages[0] if context.pages else context.new_page()
+    page.goto(url)
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    return context, page
 
 
 def shoot(base: str, token: str, order_id: int, workdir: Path) -> None:
@@ -169,13 +264,7 @@ def shoot(base: str, token: str, order_id: int, workdir: Path) -> None:
 
     DOCS.mkdir(exist_ok=True)
     with sync_playwright() as driver:
-        context = driver.chromium.launch_persistent_context(
-            str(workdir / "profile"), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1440, "height": 900}, device_scale_factor=1)
-        page = context.pages[0] if context.pages else context.new_page()
-        page.goto(f"{base}/dashboard/")
-        page.fill("input[name=token]", token)
-        page.click("button[type=submit]")
+        context, page = signed_in_browser(driver, workdir, f"{base}/dashboard/", token)
         page.locator("a.card").first.wait_for()
         page.wait_for_timeout(500)
         page.screenshot(path=str(DOCS / "dashboard-board.png"))
@@ -192,4 +281,13 @@ def shoot(base: str, token: str, order_id: int, workdir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == ["sandbox"]:  # only docs/sandbox-*.png
+        scratch = Path(tempfile.mkdtemp(prefix="orderline-screens-"))
+        try:
+            sandbox_pages(scratch / "sandboxes")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    else:
+        main()
