@@ -52,6 +52,12 @@ def note(session: Session, item: OrderEvent | Alert) -> None:
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return
+    dispatch(session)
+
+
+def dispatch(session: Session) -> None:
+    """Tell the listeners now what `session` recorded so far (the commit tells them of anything after).
+    The job runner calls this to see, before its commit, every job the step led to."""
     pending: list[OrderEvent | Alert] = session.info.pop(PENDING_KEY, [])
     if not pending or not _listeners:
         return

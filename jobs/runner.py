@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import events, outbox
 from app import runtime as runtime_module
 from app.alerts import raise_alert
 from app.models import OutboxEvent
@@ -16,6 +18,7 @@ from app.runtime import Runtime
 from app.store import utcnow
 from jobs import relay
 from jobs.context import JobContext
+from jobs.queues import QueueName
 from jobs.registry import spec_for
 from jobs.retry import RetryPolicy, classify
 
@@ -34,22 +37,57 @@ def _locked(session: Session, outbox_id: int) -> OutboxEvent | None:
     ).scalar_one_or_none()
 
 
+# The next steps of an order's fulfilment run in the same process right after the step that asked for them
+# (triage → allocate → pick and pack → label → push), instead of a trip through Redis and a fork each: an
+# order is one RQ job instead of five. Each step keeps its own outbox row, transaction, lease and retries; a
+# step left over when the budget runs out, or when the process dies, is published or swept as usual.
+INLINE_QUEUES = frozenset({QueueName.FULFILMENT, QueueName.PROVIDERS})
+INLINE_MAX_STEPS = 8
+INLINE_MAX_SECONDS = 60.0
+
+
 def run_outbox(outbox_id: int) -> str:
     """The RQ entry point for every job. Returns what happened, for RQ's result and the logs."""
     runtime = runtime_module.current()
+    deadline = time.monotonic() + INLINE_MAX_SECONDS
     # The lease tells the sweeper this job is alive; if the worker is killed, it lapses within seconds.
     with relay.held_lease(runtime, outbox_id):
-        return _run(runtime, outbox_id)
+        result, next_steps = _run(runtime, outbox_id, inline=INLINE_MAX_STEPS)
+    steps = 1
+    while next_steps:
+        step = next_steps.pop(0)
+        left = INLINE_MAX_STEPS - steps if time.monotonic() < deadline else 0
+        if left <= 0:
+            relay.publish(runtime, [step, *next_steps])  # over budget: the rest goes through Redis
+            break
+        with relay.held_lease(runtime, step):
+            _, more = _run(runtime, step, inline=left)
+        next_steps.extend(more)
+        steps += 1
+    return result
 
 
-def _run(runtime: Runtime, outbox_id: int) -> str:
+def _inline_steps(session: Session, budget: int) -> list[int]:
+    """Take up to `budget` of the outbox rows this transaction added that run in-process next (see
+    INLINE_QUEUES); the relay publishes the others after the commit."""
+    added: list[int] = session.info.get(outbox.SESSION_KEY, [])
+    chosen: list[int] = []
+    for row_id in added:
+        row = session.get(OutboxEvent, row_id)
+        if len(chosen) < budget and row is not None and spec_for(row.job).queue in INLINE_QUEUES:
+            chosen.append(row_id)
+    session.info[outbox.SESSION_KEY] = [row_id for row_id in added if row_id not in chosen]
+    return chosen
+
+
+def _run(runtime: Runtime, outbox_id: int, *, inline: int = 0) -> tuple[str, list[int]]:
     db = runtime.db
     with db.session() as session:
         row = _locked(session, outbox_id)
         if row is None or row.status != "pending":
-            return "skipped: already closed"
+            return "skipped: already closed", []
         if row.next_attempt_at and row.next_attempt_at > utcnow() + timedelta(seconds=1):
-            return "skipped: not due yet"
+            return "skipped: not due yet", []
         # Counted before running, so a job that kills its worker every time still runs out of attempts.
         row.attempts += 1
         attempt, job, request_id = row.attempts, row.job, row.request_id
@@ -62,14 +100,17 @@ def _run(runtime: Runtime, outbox_id: int) -> str:
         with db.session() as session:
             row = _locked(session, outbox_id)
             if row is None or row.status != "pending":
-                return "skipped: already closed"
+                return "skipped: already closed", []
             spec_for(job).func(JobContext(outbox_id, dict(row.payload), session, runtime))
             row.status, row.finished_at, row.last_error = "done", utcnow(), None
+            if inline:
+                events.dispatch(session)  # the listeners' jobs too (a label after packing, …)
+            next_steps = _inline_steps(session, inline) if inline else []
         log_.info("job.done")
-        return "done"
+        return "done", next_steps
     except Exception as error:
         retry, retry_after = classify(error)
-        return _after_failure(runtime, outbox_id, attempt, error, retry, retry_after, policy, log_)
+        return _after_failure(runtime, outbox_id, attempt, error, retry, retry_after, policy, log_), []
     finally:
         clear_request_id()
 

@@ -307,3 +307,27 @@ def test_a_sandbox_parcel_is_followed_until_delivered(runtime: Runtime, manual_s
     assert order_of(runtime, order_id).status == "delivered"
     statuses = [e.data["status"] for e in timeline(runtime, order_id) if e.type == "shipment.tracking"]
     assert "in_transit" in statuses and statuses[-1] == "delivered"
+
+
+def test_an_orders_next_steps_run_in_the_same_job(runtime: Runtime, manual_shop: int, stocked: None,
+                                                   client: Any, auth: Any) -> None:
+    """Triage, allocation, pick and pack and the label run one after another in the process that ran the
+    first step: one RQ job for the order, each step still its own outbox row and transaction."""
+    from app.models import OutboxEvent
+    from jobs.runner import run_outbox
+    from tests.conftest import order_payload
+
+    configure(runtime, manual_shop, auto_approve=True, auto_pick_pack=True)
+    created = client.post("/api/v1/orders", headers=auth("operator"), json=order_payload(
+        manual_shop, line_items=[{"sku": "TEE-BLK-M", "title": "T-shirt", "quantity": 1, "unit_price": "199.00"}]))
+    assert created.status_code == 201, created.json
+    order_id = created.json["id"]
+    with runtime.db.session() as session:
+        triage = session.execute(select(OutboxEvent).where(OutboxEvent.job == "triage_order")).scalar_one()
+    assert run_outbox(triage.id) == "done"
+    assert order_of(runtime, order_id).status == "shipped"
+    with runtime.db.session() as session:
+        rows = {row.job: row for row in session.execute(select(OutboxEvent)).scalars()}
+    for step in ("triage_order", "allocate_order", "auto_pick_pack", "buy_label"):
+        assert rows[step].status == "done", step
+        assert rows[step].enqueued_at is None or step == "triage_order", f"{step} went through Redis"
