@@ -1,6 +1,6 @@
 """review reasons: why triage sent an order to a person
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 """
 from alembic import op
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 
-revision = '0011'
+revision = '0010'
 down_revision = '0009'
 branch_labels = None
 depends_on = None
