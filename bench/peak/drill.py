@@ -80,15 +80,19 @@ def register_shops(env: dict[str, str], api: requests.Session, base_url: str, sh
             shop.shop_id = int(answer.json()["id"])
         ids[shop.name] = shop.shop_id
         answer = api.patch(f"{base_url}/api/v1/shops/{shop.shop_id}",
-                           json={"settings": {"auto_approve": shop.channel in AUTO_APPROVE, **merged_settings()}},
+                           json={"settings": {"auto_approve": shop.channel in AUTO_APPROVE, **merged_settings(shop)}},
                            timeout=60)
         answer.raise_for_status()
     return ids
 
 
-def merged_settings() -> dict[str, Any]:
-    """Shipping, Slack and SMS settings, for the parts that are present (plugins.SHOP_SETTINGS_AFTER_MERGE)."""
+def merged_settings(shop: Shop) -> dict[str, Any]:
+    """Shipping, Slack and SMS settings, for the parts that are present (plugins.SHOP_SETTINGS_AFTER_MERGE).
+    Only the first WooCommerce shop posts Slack cards: every card update is a job throttled to Slack's ~1 post/s
+    per channel, and with all shops' review cards the notify backlog outlived a short run's drain timeout."""
     settings = dict(plugins.SHOP_SETTINGS_AFTER_MERGE)
+    if shop.name != "Peak Woo 1":
+        settings.pop("slack_channel"), settings.pop("slack_all_orders")
     if not faults.module_present("app.shipping"):
         settings.pop("auto_pick_pack"), settings.pop("carrier")
     return settings
