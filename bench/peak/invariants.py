@@ -149,12 +149,13 @@ def check_all(dsn: str, redis: Any, load: Load, shop_ids: dict[str, int], extras
     old_polls = _scalar(dsn, "SELECT count(*) FROM outbox_events WHERE job = 'reconcile_shop' AND status = 'pending' "
                              "AND created_at < now() - interval '60 seconds'")
     backlog = rq_backlog(redis)
+    by_job = dict(_rows(dsn, "SELECT job, count(*) FROM outbox_events WHERE status = 'pending' GROUP BY job"))
     checks.append(_check(
         "inbox, outbox and queues drained", not stuck_inbox and not outbox.get("pending") and
         not outbox.get("failed") and not polls.get("failed") and not old_polls
         and sum(backlog.values()) <= (polls.get("pending") or 0),
         f"inbox {inbox}; outbox {outbox}; reconcile polls {polls} ({old_polls} waiting > 60 s); "
-        f"RQ waiting+running {backlog}"))
+        f"RQ waiting+running {backlog}; pending by job {by_job}"))
 
     checks.extend(_merged_checks(dsn, load, extras))
     return checks
