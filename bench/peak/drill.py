@@ -90,6 +90,8 @@ def merged_settings(shop: Shop) -> dict[str, Any]:
     """Shipping, Slack and SMS settings, for the parts that are present (plugins.SHOP_SETTINGS_AFTER_MERGE).
     Only the first WooCommerce shop posts Slack cards: every card update is a job throttled to Slack's ~1 post/s
     per channel, and with all shops' review cards the notify backlog outlived a short run's drain timeout."""
+    if not plugins.enabled:
+        return {}
     settings = dict(plugins.SHOP_SETTINGS_AFTER_MERGE)
     if shop.name != "Peak Woo 1":
         settings.pop("slack_channel"), settings.pop("slack_all_orders")
@@ -357,8 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=240.0,
                         help="seconds after the load for every order to reach its terminal state")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-providers", dest="providers", action="store_false",
+                        help="leave the carrier, Slack and SMS parts out (webhooks, ingest, reconciliation, faults)")
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
+    plugins.enabled = args.providers
     # A SIGTERM (CI cancelling, a timeout) must still stop every process and remove the cluster: unwind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.minutes is None:

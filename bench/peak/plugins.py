@@ -166,5 +166,12 @@ def customers_text_in(extras: dict[str, Any], base_url: str, phones: list[str] |
     return sent
 
 
+# `--no-providers` turns the carrier, Slack and SMS parts off: the drill of webhooks, ingest, reconciliation
+# and faults alone (what CI runs while the full drill's notification backlog is open, see the README).
+enabled = True
+
+
 def all_started() -> dict[str, Started]:
+    if not enabled:
+        return {"carrier_fake": None, "slack_fake": None, "twilio_fake": None}
     return {"carrier_fake": start_carrier(), "slack_fake": start_slack(), "twilio_fake": start_twilio()}
