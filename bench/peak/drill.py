@@ -80,9 +80,24 @@ def register_shops(env: dict[str, str], api: requests.Session, base_url: str, sh
             shop.shop_id = int(answer.json()["id"])
         ids[shop.name] = shop.shop_id
         answer = api.patch(f"{base_url}/api/v1/shops/{shop.shop_id}",
-                           json={"settings": {"auto_approve": shop.channel in AUTO_APPROVE}}, timeout=60)
+                           json={"settings": {"auto_approve": shop.channel in AUTO_APPROVE, **merged_settings(shop)}},
+                           timeout=60)
         answer.raise_for_status()
     return ids
+
+
+def merged_settings(shop: Shop) -> dict[str, Any]:
+    """Shipping, Slack and SMS settings, for the parts that are present (plugins.SHOP_SETTINGS_AFTER_MERGE).
+    Only the first WooCommerce shop posts Slack cards: every card update is a job throttled to Slack's ~1 post/s
+    per channel, and with all shops' review cards the notify backlog outlived a short run's drain timeout."""
+    if not plugins.enabled:
+        return {}
+    settings = dict(plugins.SHOP_SETTINGS_AFTER_MERGE)
+    if shop.name != "Peak Woo 1":
+        settings.pop("slack_channel"), settings.pop("slack_all_orders")
+    if not faults.module_present("app.shipping"):
+        settings.pop("auto_pick_pack"), settings.pop("carrier")
+    return settings
 
 
 def stock_up(api: requests.Session, base_url: str, csv_path: Path) -> None:
@@ -131,8 +146,12 @@ class Staff(threading.Thread):
             # After the merge, staff work from Slack and customers text in; until then these send nothing.
             self.answers["slack actions"] += plugins.staff_via_slack(self.extras, self.base_url,
                                                                      [o["id"] for o in orders])
-            self.answers["customer texts"] += plugins.customers_text_in(self.extras, self.base_url)
+            self.answers["customer texts"] += plugins.customers_text_in(
+                self.extras, self.base_url, [o["customer_phone"] for o in orders if o.get("customer_phone")])
+            clicked = getattr(self.extras.get("slack_fake"), "clicked", set())
             for order in orders:
+                if order["id"] in clicked:  # approved from its Slack card (the click above)
+                    continue
                 self._post(order["id"], "approve", {"expected_version": order["version"]}
                            if "version" in order else None)
             if orders and rounds % 3 == 0:
@@ -141,6 +160,15 @@ class Staff(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         self.join(timeout=15)
+
+
+# Orders still on their way: with shipping, allocated/picking/packed orders still get a label (backordered
+# ones wait for stock, a terminal state for the drill).
+WAITING = "'received', 'needs_review', 'approved'" + (
+    ", 'allocated', 'picking', 'packed'" if faults.module_present("app.shipping") else "")
+# Texts claimed and not yet handed to Twilio (scheduled ones wait for quiet hours to end: not a backlog).
+NOTIFY_BUSY = (" + (SELECT count(*) FROM sms_messages WHERE direction = 'outbound' AND status IN "
+               "('pending', 'sending'))") if faults.module_present("integrations.twilio") else ""
 
 
 def wait_drained(dsn: str, redis: PrivateRedis, load: Load, shop_ids: dict[str, int], timeout: float,
@@ -158,7 +186,7 @@ def wait_drained(dsn: str, redis: PrivateRedis, load: Load, shop_ids: dict[str, 
                 busy = conn.execute(
                     "SELECT (SELECT count(*) FROM inbound_events WHERE status = 'received') + "
                     "(SELECT count(*) FROM outbox_events WHERE status = 'pending' AND job <> 'reconcile_shop') + "
-                    "(SELECT count(*) FROM orders WHERE status IN ('received', 'needs_review', 'approved'))"
+                    f"(SELECT count(*) FROM orders WHERE status IN ({WAITING}))" + NOTIFY_BUSY
                 ).fetchone()[0]  # type: ignore[index]
             if want <= have and not busy:
                 return time.time()
@@ -201,6 +229,10 @@ def run(args: argparse.Namespace) -> int:  # noqa: PLR0915
                 extras[name], plugin_env = started_plugin
                 env.update(plugin_env)
         _cli(env, "db", "upgrade")
+        if "slack_fake" in extras:  # the manager who clicks Approve on the cards
+            _cli(env, "slack", "staff", "add", plugins.SLACK_MANAGER, "manager", "--name", "Peak manager")
+        if "twilio_fake" in extras:
+            extras["twilio_fake"].public_base_url = env["PUBLIC_BASE_URL"]
         token = _cli(env, "tokens", "create", "--name", "peak-staff", "--role", "manager").splitlines()[-1]
         stack = Stack(env, tmp, workers=2)
         stack.start()
@@ -327,8 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=240.0,
                         help="seconds after the load for every order to reach its terminal state")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-providers", dest="providers", action="store_false",
+                        help="leave the carrier, Slack and SMS parts out (webhooks, ingest, reconciliation, faults)")
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
+    plugins.enabled = args.providers
     # A SIGTERM (CI cancelling, a timeout) must still stop every process and remove the cluster: unwind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.minutes is None:

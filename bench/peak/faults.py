@@ -104,7 +104,9 @@ def slack_429(drill: Drill) -> str:
     slack = drill.extras.get("slack_fake")
     if slack is None:
         return "SKIP: no Slack fake wired into the drill (bench/peak/plugins.py start_slack)"
-    slack.fail_next(429, 5, retry_after=1)
+    from integrations.fakeserver import Fault, retry_after_header
+
+    slack.fake.faults.add(Fault(status=429, headers=retry_after_header(1), match="chat.postMessage"), 5)
     return "Slack fake: 429 with Retry-After: 1 x5"
 
 
@@ -112,8 +114,9 @@ def twilio_timeout(drill: Drill) -> str:
     twilio = drill.extras.get("twilio_fake")
     if twilio is None:
         return "SKIP: no Twilio fake wired into the drill (bench/peak/plugins.py start_twilio)"
-    twilio.hang_next(3)
-    return "Twilio fake: next 3 requests time out"
+    for _ in range(3):  # the message is created, then the answer held past the client's timeout
+        twilio.fake.hang_after_next(40)
+    return "Twilio fake: next 3 sends created, answers held 40 s (client times out)"
 
 
 def schedule(drill: Drill, *, soak: bool) -> list[Step]:

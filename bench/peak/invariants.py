@@ -149,12 +149,13 @@ def check_all(dsn: str, redis: Any, load: Load, shop_ids: dict[str, int], extras
     old_polls = _scalar(dsn, "SELECT count(*) FROM outbox_events WHERE job = 'reconcile_shop' AND status = 'pending' "
                              "AND created_at < now() - interval '60 seconds'")
     backlog = rq_backlog(redis)
+    by_job = dict(_rows(dsn, "SELECT job, count(*) FROM outbox_events WHERE status = 'pending' GROUP BY job"))
     checks.append(_check(
         "inbox, outbox and queues drained", not stuck_inbox and not outbox.get("pending") and
         not outbox.get("failed") and not polls.get("failed") and not old_polls
         and sum(backlog.values()) <= (polls.get("pending") or 0),
         f"inbox {inbox}; outbox {outbox}; reconcile polls {polls} ({old_polls} waiting > 60 s); "
-        f"RQ waiting+running {backlog}"))
+        f"RQ waiting+running {backlog}; pending by job {by_job}"))
 
     checks.extend(_merged_checks(dsn, load, extras))
     return checks
@@ -174,10 +175,15 @@ def _merged_checks(dsn: str, load: Load, extras: dict[str, Any]) -> list[Check]:
                              "'partially_shipped', 'delivered') GROUP BY o.id")
         unlabelled = [oid for oid, n in shipped if n < 1]
         carrier = extras.get("carrier_fake")
-        bought = getattr(carrier, "purchases", None)
-        counter = "carrier fake purchase counter not wired (bench/peak/plugins.py)" if bought is None else (
-            f"carrier fake bought {len(bought)} labels for {len(per_shipment)} shipments")
-        ok = not twice and not unlabelled and (bought is None or len(bought) == len(per_shipment))
+        if carrier is None:
+            bought, counter = None, "carrier fake not wired (bench/peak/plugins.py)"
+        else:  # the fake counts labels per shipment reference (refunded ones included)
+            references = {str(s.get("reference")) for s in list(carrier.shipments.values()) if s.get("reference")}
+            per_reference = {ref: carrier.purchases(ref) for ref in references}
+            bought = sum(per_reference.values())
+            twice += [ref for ref, n in per_reference.items() if n > 1]
+            counter = f"carrier fake bought {bought} labels for {len(per_shipment)} shipments"
+        ok = not twice and not unlabelled and (bought is None or bought == len(per_shipment))
         checks.append(_check("one label per shipment, every shipped order labelled", ok,
                              f"{len(per_shipment)} labels, {len(twice)} shipments with !=1; {len(shipped)} shipped "
                              f"orders, {len(unlabelled)} without a label; {counter}"))
@@ -206,7 +212,10 @@ def _merged_checks(dsn: str, load: Load, extras: dict[str, Any]) -> list[Check]:
             checks.append(Check("no SMS milestone twice, nothing after STOP", "SKIP",
                                 "Twilio fake not wired (bench/peak/plugins.py)"))
         else:
-            sent = Counter(getattr(twilio, "milestone_keys", lambda: [])())
+            # What the fake really delivered, keyed by the milestone Orderline claimed for it (order/shipment, kind).
+            keys = dict(_rows(dsn, "SELECT provider_sid, dedupe_key FROM sms_messages WHERE direction = 'outbound' "
+                                   "AND provider_sid IS NOT NULL"))
+            sent = Counter(keys.get(m["sid"], f"unclaimed:{m['sid']}") for m in twilio.fake.all_sent())
             twice = [k for k, n in sent.items() if n > 1]
             after_stop = getattr(twilio, "sent_after_stop", lambda: [])()
             checks.append(_check("no SMS milestone twice, nothing after STOP", not twice and not after_stop,
