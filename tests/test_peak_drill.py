@@ -19,7 +19,7 @@ import pytest
 from bench.peak.cluster import postgres_available
 
 ROOT = Path(__file__).resolve().parent.parent
-CI_MINUTES = "1.5"
+CI_MINUTES = "1.0"
 CI_SCALE = "0.75"
 
 

@@ -164,11 +164,17 @@ class Staff(threading.Thread):
 
 # Orders still on their way: with shipping, allocated/picking/packed orders still get a label (backordered
 # ones wait for stock, a terminal state for the drill).
-WAITING = "'received', 'needs_review', 'approved'" + (
-    ", 'allocated', 'picking', 'packed'" if faults.module_present("app.shipping") else "")
-# Texts claimed and not yet handed to Twilio (scheduled ones wait for quiet hours to end: not a backlog).
-NOTIFY_BUSY = (" + (SELECT count(*) FROM sms_messages WHERE direction = 'outbound' AND status IN "
-               "('pending', 'sending'))") if faults.module_present("integrations.twilio") else ""
+def _busy_sql() -> str:
+    """What still counts as work in flight: orders short of their end state for the parts that are on, and
+    texts claimed but not yet handed to Twilio (scheduled ones wait for quiet hours to end: not a backlog)."""
+    providers = plugins.enabled
+    waiting = "'received', 'needs_review', 'approved'" + (
+        ", 'allocated', 'picking', 'packed'" if providers and faults.module_present("app.shipping") else "")
+    texts = (" + (SELECT count(*) FROM sms_messages WHERE direction = 'outbound' AND status IN "
+             "('pending', 'sending'))") if providers and faults.module_present("integrations.twilio") else ""
+    return ("SELECT (SELECT count(*) FROM inbound_events WHERE status = 'received') + "
+            "(SELECT count(*) FROM outbox_events WHERE status = 'pending' AND job <> 'reconcile_shop') + "
+            f"(SELECT count(*) FROM orders WHERE status IN ({waiting}))" + texts)
 
 
 def wait_drained(dsn: str, redis: PrivateRedis, load: Load, shop_ids: dict[str, int], timeout: float,
@@ -183,11 +189,7 @@ def wait_drained(dsn: str, redis: PrivateRedis, load: Load, shop_ids: dict[str, 
         try:
             with psycopg.connect(dsn, connect_timeout=2) as conn:
                 have = set(conn.execute("SELECT shop_id, external_id FROM orders").fetchall())
-                busy = conn.execute(
-                    "SELECT (SELECT count(*) FROM inbound_events WHERE status = 'received') + "
-                    "(SELECT count(*) FROM outbox_events WHERE status = 'pending' AND job <> 'reconcile_shop') + "
-                    f"(SELECT count(*) FROM orders WHERE status IN ({WAITING}))" + NOTIFY_BUSY
-                ).fetchone()[0]  # type: ignore[index]
+                busy = conn.execute(_busy_sql()).fetchone()[0]  # type: ignore[index]
             if want <= have and not busy:
                 return time.time()
         except Exception:  # noqa: BLE001,S110 - a store briefly unreachable: keep waiting
