@@ -40,6 +40,15 @@ def matches_any(expected: str | None, candidates: Iterable[str]) -> bool:
 # --- what a webhook says ----------------------------------------------------------------------------------
 
 
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """A provider's `Retry-After` in seconds (header name in any case), or None when absent or not a number."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
+
 @dataclass(frozen=True)
 class Delivery:
     """Read from the headers (and path) before verification: which shop, which topic, which delivery."""

@@ -25,6 +25,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from app.failures import PermanentError, TransientError
+from integrations.base import retry_after_seconds
 
 TWILIO_API = "https://api.twilio.com"
 DEFAULT_TIMEOUT = 15.0
@@ -68,14 +69,6 @@ class _RebasedHttpClient(TwilioHttpClient):  # type: ignore[misc]  # the SDK shi
                                    timeout=timeout, allow_redirects=allow_redirects)
         self.last_headers = {str(k): str(v) for k, v in (response.headers or {}).items()}
         return response
-
-
-def _retry_after(headers: dict[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _int(value: Any) -> int | None:
@@ -139,5 +132,5 @@ class TwilioSms:
     def _classify(self, status: int, code: int | None, message: str) -> Exception:
         text = f"Twilio {status}" + (f" error {code}" if code else "") + (f": {message}" if message else "")
         if status == 429 or status >= 500:
-            return TransientError(text, retry_after=_retry_after(self._http.last_headers))
+            return TransientError(text, retry_after=retry_after_seconds(self._http.last_headers))
         return Rejected(text, code=code, status=status)

@@ -20,7 +20,7 @@ client cannot rule out an earlier purchase, and a person should look before a se
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from easypost.errors.api.timeout_error import TimeoutError as EasyPostTimeout
 from easypost.errors.general.easypost_error import EasyPostError
 
 from app.failures import PermanentError, TransientError
+from integrations.base import retry_after_seconds
 from integrations.carriers.base import (
     CarrierAccess,
     Label,
@@ -64,14 +65,6 @@ def _as_dict(value: Any) -> Json:
     if not isinstance(result, dict):
         raise TransientError("EasyPost answered with something that is not an object")
     return result
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    try:
-        return max(float(value), 0.0) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _message(error: ApiError) -> str:
@@ -131,14 +124,14 @@ class EasyPostCarrier:
             if status is not None and 400 <= status < 500 and status != 429:
                 raise PermanentError(f"{where}: HTTP {status} with an unreadable answer") from error
             raise TransientError(f"{where}: HTTP {status} with an unreadable answer{caution}",
-                                 retry_after=_retry_after(self._last.headers)) from error
+                                 retry_after=retry_after_seconds(self._last.headers)) from error
         except ApiError as error:
             status = error.http_status
             if status is None:  # HttpError: connection refused, reset, DNS…
                 raise TransientError(f"{where}: {error.message}{caution}") from error
             if status == 429 or status >= 500:
                 raise TransientError(f"{where}: HTTP {status} {_message(error)}{caution}",
-                                     retry_after=_retry_after(self._last.headers)) from error
+                                     retry_after=retry_after_seconds(self._last.headers)) from error
             raise PermanentError(f"{where}: HTTP {status} {_message(error)}") from error
         except EasyPostError as error:
             raise PermanentError(f"{where}: {error.message}") from error

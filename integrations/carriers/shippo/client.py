@@ -27,6 +27,7 @@ from urllib.parse import quote
 import requests
 
 from app.failures import PermanentError, TransientError
+from integrations.base import retry_after_seconds
 from integrations.carriers.base import (
     CarrierAccess,
     Label,
@@ -47,14 +48,6 @@ DEFAULT_API_VERSION = "2018-02-08"
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 45.0)
 DEFAULT_FIND_MAX_PAGES = 10
 PAGE_SIZE = 100
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(float(value), 0.0) if value else None
-    except ValueError:
-        return None
 
 
 def _error_message(response: requests.Response) -> str:
@@ -110,7 +103,7 @@ class ShippoCarrier:
             raise TransientError(f"{what}: {type(error).__name__}: {error}{caution}") from error
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientError(f"{what}: HTTP {response.status_code} {_error_message(response)}{caution}",
-                                 retry_after=_retry_after(response))
+                                 retry_after=retry_after_seconds(response.headers))
         if response.status_code >= 400:
             raise PermanentError(f"{what}: HTTP {response.status_code} {_error_message(response)}")
         try:
