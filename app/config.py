@@ -75,8 +75,10 @@ class Settings:
     # --- end Slack ---
     # --- SMS (app/sms) ---
     twilio_messaging_service_sid: str = ""
-    # Sends per second per sending number: about 1 on a long code; a toll-free or short code allows more.
-    sms_pace_per_second: float = 1.0
+    # Sends per second per sending number, or 0 to hand every text to Twilio at once. Twilio queues each
+    # sender's messages and sends them at the number's rate (1 segment/s on a long code), keeping a queue for
+    # hours (RELIABILITY.md §3), so pacing here only matters to keep a huge burst under that queue's limit.
+    sms_pace_per_second: float = 0.0
     # Local time at the customer's address in which only time-critical texts (out for delivery) are sent.
     sms_quiet_hours: str = "21:00-08:00"
     # Days a text's body is kept after it was sent or received; then only its metadata remains.

@@ -316,7 +316,8 @@ class OutboxEvent(Base):
     """Work to do, committed with the change that asked for it; closed when its job finishes."""
 
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_status", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_events_status", "status", "next_attempt_at"),
+                      Index("ix_outbox_events_coalesce_key", "coalesce_key", "status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job: Mapped[str] = mapped_column(String(64))
@@ -326,6 +327,9 @@ class OutboxEvent(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # Jobs that redo the whole of something (refresh an order's Slack card) share a key: a new request joins
+    # the one still waiting instead of queueing another (outbox.add_coalesced).
+    coalesce_key: Mapped[str | None] = mapped_column(String(128))
     # The RQ job id of the latest enqueue, so the sweeper can tell a live job from a vanished one.
     rq_job_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

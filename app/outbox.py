@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import OutboxEvent
@@ -47,6 +49,26 @@ def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:
     session.flush()
     session.info.setdefault(SESSION_KEY, []).append(row.id)
     return row
+
+
+def add_coalesced(session: Session, job: JobName, key: str,
+                  merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
+                  **payload: Any) -> OutboxEvent:
+    """`add_job` for a job that redoes the whole of something each time it runs (refresh a Slack card): if a
+    row with the same `key` is still waiting, this request joins it (payloads combined by `merge`, else the
+    newer wins) instead of queueing a second run. A row a worker is running is locked, so it is skipped and a
+    new row added: whatever this transaction commits is always seen by a run that starts after it. Holding
+    the joined row's lock until commit keeps its run from starting before then."""
+    waiting = session.execute(
+        select(OutboxEvent).where(OutboxEvent.coalesce_key == key, OutboxEvent.status == "pending")
+        .order_by(OutboxEvent.id.desc()).limit(1).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if waiting is None:
+        row = add_job(session, job, **payload)
+        row.coalesce_key = key
+        return row
+    waiting.payload = merge(dict(waiting.payload), payload) if merge else {**waiting.payload, **payload}
+    return waiting
 
 
 def take_committed_ids(session: Session) -> list[int]:

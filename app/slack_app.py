@@ -26,6 +26,7 @@ from app.models import Alert, Order, OrderEvent, SlackMessage, SlackStaff
 from app.orders.types import Role
 from app.runtime import Runtime
 from app.runtime import current as current_runtime
+from integrations.slack.queries import request_alert_post, request_card_sync
 
 if TYPE_CHECKING:  # slack_bolt and slack_sdk are imported only where Slack is configured (startup stays quick)
     from slack_bolt import App
@@ -64,11 +65,11 @@ def on_happened(session: Session, happened: Happened) -> None:
                 continue
             reason = card_reason(entries, order.shop, order_id in carded)
             if reason is not None:
-                outbox.add_job(session, outbox.JobName.SLACK_SYNC_CARD, order_id=order_id, reason=reason)
+                request_card_sync(session, order_id, reason)
     if settings.slack_ops_channel:
         alerts = list(happened.alerts) + _carrier_exception_alerts(session, happened.order_events)
         for alert in dict.fromkeys(alerts):
-            outbox.add_job(session, outbox.JobName.SLACK_POST_ALERT, alert_id=alert.id)
+            request_alert_post(session, alert.id)
 
 
 def _carrier_exception_alerts(session: Session, entries: Sequence[OrderEvent]) -> list[Alert]:
@@ -118,6 +119,10 @@ def init_slack(app: Flask, runtime: Runtime) -> None:
     """Mount the Bolt app when Slack is configured (bot token and signing secret)."""
     app.register_blueprint(bp)
     settings = runtime.settings
+    if settings.slack_bot_token:
+        from jobs.slack import start_marks
+
+        start_marks(runtime)
     if settings.slack_bot_token and settings.slack_signing_secret:
         from slack_bolt.adapter.flask import SlackRequestHandler
 

@@ -10,11 +10,12 @@ class QueueName(StrEnum):
     INGEST = "ingest"
     # The fulfilment chain: triage, allocation, pick and pack.
     FULFILMENT = "fulfilment"
-    # Calls to carriers and channels, which can be slow and rate-limited.
+    # Calls to carriers and channels, which can be slow and rate-limited; reconciliation too, so orders whose
+    # webhooks were lost never wait behind a backlog of notifications.
     PROVIDERS = "providers"
     # Slack cards and SMS.
     NOTIFY = "notify"
-    # Reconciliation, digests, sweeps: nobody waits for these.
+    # Digests and sweeps: nobody waits for these.
     BACKGROUND = "background"
 
 

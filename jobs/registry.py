@@ -23,7 +23,7 @@ class JobSpec:
 
 JOBS: dict[str, JobSpec] = {
     JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
-    JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.BACKGROUND),
+    JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.PROVIDERS),
     JobName.ALLOCATE_ORDER: JobSpec(fulfilment.allocate_order, QueueName.FULFILMENT),
     # shipping helper
     JobName.AUTO_PICK_PACK: JobSpec(shipping.auto_pick_pack, QueueName.FULFILMENT),

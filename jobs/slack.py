@@ -6,8 +6,11 @@ One message per key ("order:42", "alert:7", "digest:3:2026-11-26", "summary:C1:2
    (RQ delivers at least once) waits on that row (PostgreSQL) or on the database (SQLite) and then finds `ts`.
 2. Before `chat.postMessage` the attempt is marked in Redis; the message carries metadata naming the key.
 3. A retry that finds the mark but no `ts` (the worker died, or Slack's answer was lost) looks the message up in
-   the channel's history by that metadata before it posts again.
-4. Once `ts` is stored the message is only ever updated in place (`chat.update`).
+   the channel's history by that metadata before it posts again. Redis keeps nothing across a restart, so the
+   marks are trusted only since the first mark after one (`_marks_since`): a message about something older
+   than that is looked up in the history before its first post, in case its mark was lost.
+4. Once `ts` is stored the message is only ever updated in place (`chat.update`), and only when what it shows
+   changed: a card whose order moved on three times while its job waited is refreshed once.
 
 Posting is paced to about one message per second per channel across workers (`integrations.slack.client.pace`);
 a 429 becomes a retry no sooner than Slack's `Retry-After`.
@@ -16,12 +19,15 @@ a 429 becomes a retry no sooner than Slack's `Retry-After`.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -42,6 +48,7 @@ log = structlog.get_logger("orderline.slack")
 METADATA_TYPE = "orderline_message"
 HISTORY_PAGES = 5
 ATTEMPT_TTL_SECONDS = 7 * 24 * 3600
+MARKS_SINCE_KEY = "orderline:slack:marks-since"
 SUMMARY_REFRESH_SECONDS = 10.0
 DEFAULT_DIGEST_AT = "08:00"
 
@@ -120,15 +127,40 @@ def _find_posted(client: WebClient, channel: str, key: str) -> str | None:
     return None
 
 
+def _marks_since(runtime: Runtime) -> datetime:
+    """Since when every post attempt has its Redis mark: the first call after Redis started empty sets it."""
+    now = utcnow()
+    before = runtime.redis.set(MARKS_SINCE_KEY, now.isoformat(), nx=True, get=True)
+    if isinstance(before, bytes):
+        return datetime.fromisoformat(before.decode())
+    return now
+
+
+def start_marks(runtime: Runtime) -> None:
+    """Called as a process starts: messages about anything newer need no history lookup before posting."""
+    try:
+        _marks_since(runtime)
+    except RedisError:
+        pass  # Redis down at start: the first post after it is back starts the marks
+
+
+def _rendered(text: str, message_blocks: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps([text, message_blocks], sort_keys=True, default=str).encode()).hexdigest()
+
+
 def keep_message(runtime: Runtime, session: Session, *, key: str, kind: str, channel: str, text: str,
-                 message_blocks: list[dict[str, Any]], order_id: int | None = None) -> SlackMessage:
-    """Post the message for `key` once, or update it in place; returns its row with `ts` set."""
+                 message_blocks: list[dict[str, Any]], order_id: int | None = None,
+                 about_since: datetime | None = None) -> SlackMessage:
+    """Post the message for `key` once, or update it in place when it changed; returns its row with `ts` set.
+    `about_since`: when the thing the message is about came to be (no post for it can be older)."""
     client = client_for(runtime)
     row = _row(session, key, kind, channel, order_id)
-    if row.ts is None and runtime.redis.exists(_attempt_key(key)):
+    if row.ts is None and (runtime.redis.exists(_attempt_key(key)) or
+                           (about_since is not None and about_since < _marks_since(runtime))):
         row.ts = _find_posted(client, row.channel, key)
         if row.ts:
             log.info("slack.message_found", key=key, ts=row.ts)
+    rendered = _rendered(text, message_blocks)
     if row.ts is None:
         pace(runtime, row.channel)
         row.post_attempts += 1
@@ -138,8 +170,9 @@ def keep_message(runtime: Runtime, session: Session, *, key: str, kind: str, cha
         row.ts = str(answer["ts"])
         row.channel = str(answer.get("channel") or row.channel)  # Slack answers a channel name with its id
         log.info("slack.message_posted", key=key, ts=row.ts)
-    else:
+    elif (row.data or {}).get("rendered") != rendered:
         call(client, "chat.update", channel=row.channel, ts=row.ts, text=text, blocks=message_blocks)
+    row.data = {**(row.data or {}), "rendered": rendered}
     row.updated_at = utcnow()
     session.flush()
     return row
@@ -172,7 +205,7 @@ def sync_card(ctx: JobContext) -> None:
     events = list(order.events)
     text, card = blocks.order_card(order, blocks.card_facts(events))
     row = keep_message(runtime, session, key=key, kind="card", channel=channel, text=text, message_blocks=card,
-                       order_id=order.id)
+                       order_id=order.id, about_since=order.created_at)
     new = [event for event in events if event.id > (row.last_event_id or 0)]
     if new:
         thread_text, thread = blocks.thread_blocks(new, order)
@@ -208,8 +241,9 @@ def _fold_into_summary(runtime: Runtime, session: Session, order: Order, channel
         raise _SummaryPending(retry_after=SUMMARY_REFRESH_SECONDS - age)
     orders = list(session.execute(select(Order).where(Order.id.in_(ids)).order_by(Order.id)).scalars())
     text, summary = blocks.summary_message(hour, orders, order.shop.name)
-    row = keep_message(runtime, session, key=key, kind="summary", channel=channel, text=text, message_blocks=summary)
-    row.data = {"order_ids": ids, "shown": len(ids), "refreshed_at": utcnow().isoformat()}
+    row = keep_message(runtime, session, key=key, kind="summary", channel=channel, text=text, message_blocks=summary,
+                       about_since=hour)
+    row.data = {**(row.data or {}), "order_ids": ids, "shown": len(ids), "refreshed_at": utcnow().isoformat()}
 
 
 class _SummaryPending(TransientError):
@@ -232,7 +266,7 @@ def post_alert(ctx: JobContext) -> None:
         return
     text, message = blocks.alert_message(alert)
     keep_message(runtime, session, key=f"alert:{alert.id}", kind="alert", channel=channel, text=text,
-                 message_blocks=message)
+                 message_blocks=message, about_since=alert.created_at)
 
 
 # --- daily digest -----------------------------------------------------------------------------------------
@@ -273,7 +307,7 @@ def send_digest(ctx: JobContext) -> None:
                               now=utcnow())
     text, message = blocks.figures_blocks(f"Daily digest: {shop.name}, {day:%A %d %B}", figures)
     keep_message(runtime, session, key=f"digest:{shop.id}:{day.isoformat()}", kind="digest", channel=channel,
-                 text=text, message_blocks=message)
+                 text=text, message_blocks=message, about_since=until)
 
 
 def schedule_digests(runtime: Runtime, now: datetime | None = None) -> int:

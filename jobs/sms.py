@@ -8,7 +8,8 @@ and `deliver_sms` is queued, committed together.
 `deliver_sms(message_id)` makes the call. Its effects are written in the same transaction that closes its
 outbox row, so a call whose outcome was lost (a timeout, a killed worker) leaves the message `claimed`: the
 next attempt first asks Twilio whether the message exists (same number, same words, since the claim) and only
-sends when it does not. Sends are paced per sending number through Redis (ORDERLINE_SMS_PACE_PER_SECOND);
+sends when it does not. Twilio queues each sender's texts and sends them at the number's rate, so texts go to it
+as soon as they are due; ORDERLINE_SMS_PACE_PER_SECOND can pace them per sending number here instead (through Redis);
 429 and 5xx retry with backoff (jobs/retry.py, honouring Retry-After); a refusal (4xx) fails the message,
 and 21610 marks the number opted out.
 """

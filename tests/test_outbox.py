@@ -36,7 +36,7 @@ from app.failures import PermanentError, TransientError
 from app.models import Order, OrderEvent, OutboxEvent, Shop
 from app.orders.errors import VersionConflict
 from app.orders.types import Role
-from app.outbox import add_job
+from app.outbox import JobName, add_coalesced, add_job
 from app.runtime import Runtime
 from app.store import utcnow
 from jobs import registry as job_registry
@@ -573,3 +573,21 @@ def test_classify_retries_the_network_and_stops_on_the_rest() -> None:
         assert classify(error) == (True, None), error
     for error in (PermanentError("422"), ValueError("bad payload"), KeyError("x"), RuntimeError("bug")):
         assert classify(error) == (False, None), error
+
+
+def test_a_coalesced_request_joins_the_waiting_job_but_never_one_being_run(runtime: Runtime) -> None:
+    def ask(reason: str) -> int:
+        with runtime.db.session() as session:
+            return add_coalesced(session, JobName.SLACK_SYNC_CARD, "slack:card:7", order_id=7, reason=reason).id
+
+    first = ask("info")
+    assert ask("update") == first, "a second request while the first waits is the same job"
+    assert outbox_row(runtime, first).payload == {"order_id": 7, "reason": "update"}
+    if runtime.db.dialect == "postgresql":
+        with runtime.db.session() as worker:  # a worker is running the job: the runner holds its row
+            worker.execute(select(OutboxEvent).where(OutboxEvent.id == first).with_for_update())
+            second = ask("update")
+        assert second != first, "a job already running may have read the order before this change"
+    with runtime.db.session() as session:
+        session.execute(update(OutboxEvent).values(status="done"))
+    assert ask("update") not in (first,), "a finished job is never joined"

@@ -29,7 +29,6 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import outbox
 from app.models import Alert, Order, OutboxEvent
 from app.orders import actions
 from app.orders.errors import Forbidden, IllegalTransition, NotFound, OrderError, VersionConflict
@@ -101,7 +100,7 @@ def current_state(session: Session, order: Order, *, who_first: bool) -> str:
 def _refresh_card(session: Session, order_id: int) -> None:
     """Ask for the card to be re-rendered (a stale card was clicked): only when it has one."""
     if queries.card_of(session, order_id) is not None:
-        outbox.add_job(session, outbox.JobName.SLACK_SYNC_CARD, order_id=order_id, reason="update")
+        queries.request_card_sync(session, order_id, "update")
 
 
 class OrderlineSlack:
@@ -258,7 +257,7 @@ class OrderlineSlack:
                 return False
             alert.resolved_at = utcnow()
             alert.data = {**(alert.data or {}), "resolved_by": user_id, **note}
-            outbox.add_job(session, outbox.JobName.SLACK_POST_ALERT, alert_id=alert.id)
+            queries.request_alert_post(session, alert.id)
             return True
 
     def retry_job(self, ack: Ack, body: Json) -> None:

@@ -1,4 +1,5 @@
-"""What the Slack side reads from the store: staff roles, search, queues, late orders, period figures."""
+"""What the Slack side reads from the store (staff roles, search, queues, late orders, period figures), and
+how it asks for a card to be refreshed."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from app import outbox
 from app.models import LineItem, Order, OrderEvent, Return, Shop, SlackMessage, SlackStaff
 from app.orders.types import Role
 from integrations.slack.blocks import Figures
@@ -17,6 +20,27 @@ from integrations.slack.blocks import Figures
 # Statuses in which an order is still waiting to leave the warehouse.
 OPEN_STATUSES = ("received", "needs_review", "approved", "on_hold", "allocated", "backordered", "picking", "packed")
 DEFAULT_SHIP_WITHIN_HOURS = 48
+
+
+_REASON_RANK = {"info": 0, "update": 1, "needs_person": 2}
+
+
+def _stronger_reason(waiting: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    # Two requests for one card: the one that must not fold into a summary wins.
+    rank = _REASON_RANK.get
+    return new if rank(str(new.get("reason")), 0) >= rank(str(waiting.get("reason")), 0) else waiting
+
+
+def request_card_sync(session: Session, order_id: int, reason: str) -> None:
+    """Ask for order `order_id`'s card to be posted or refreshed. The job shows the order as it is when it
+    runs, so one waiting job per order is enough: a busy order's changes share one refresh."""
+    outbox.add_coalesced(session, outbox.JobName.SLACK_SYNC_CARD, f"slack:card:{order_id}", merge=_stronger_reason,
+                         order_id=order_id, reason=reason)
+
+
+def request_alert_post(session: Session, alert_id: int) -> None:
+    """Ask for alert `alert_id`'s ops message to be posted or brought up to date (one waiting job per alert)."""
+    outbox.add_coalesced(session, outbox.JobName.SLACK_POST_ALERT, f"slack:alert:{alert_id}", alert_id=alert_id)
 
 
 def role_of(session: Session, user_id: str) -> Role | None:

@@ -9,9 +9,10 @@ import json
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
-from app.models import Order, OrderEvent, SlackMessage
+from app.models import Order, OrderEvent, OutboxEvent, SlackMessage
 from tests.integrations.slack.conftest import (
     ANA,
     CARDS,
@@ -232,8 +233,9 @@ def test_unknown_buttons_and_vanished_orders_get_a_clear_message(runtime, client
     assert "does not name an order" in _ephemerals(fake_slack)[-1]
 
 
+@pytest.mark.parametrize("redis_restarted", [False, True], ids=["redis-kept", "redis-restarted"])
 def test_one_card_per_order_even_when_the_job_dies_after_posting(runtime, client, auth, slack_shop, staff,
-                                                                  fake_slack, monkeypatch):
+                                                                  fake_slack, monkeypatch, redis_restarted):
     import integrations.slack.blocks as blocks_module
     from jobs import relay
 
@@ -247,6 +249,8 @@ def test_one_card_per_order_even_when_the_job_dies_after_posting(runtime, client
     with runtime.db.session() as session:
         assert session.execute(select(SlackMessage).where(SlackMessage.key == f"order:{order_id}")).first() is None
     monkeypatch.undo()
+    if redis_restarted:  # Redis keeps nothing on disk: the attempt mark is gone with everything else
+        runtime.redis.flushdb()
     relay.requeue_failed(runtime)
     run_all_jobs(runtime)
     assert len(fake_slack.messages(CARDS)) == 1, "the retry found the card by its metadata instead of reposting"
@@ -338,3 +342,28 @@ def test_a_lost_answer_is_looked_up_not_reposted(runtime, client, auth, slack_sh
     with runtime.db.session() as session:
         card = session.execute(select(SlackMessage).where(SlackMessage.key == f"order:{order_id}")).scalar_one()
         assert card.ts == fake_slack.messages(CARDS)[0]["ts"]
+
+
+def test_an_order_changed_while_its_card_job_waited_is_refreshed_once(runtime, client, auth, slack_shop, staff,
+                                                                       fake_slack):
+    order_id = new_order(client, auth, slack_shop, number="2002")
+    run_all_jobs(runtime)
+    card = _card(fake_slack)
+    updates, thread = len(fake_slack.calls("chat.update")), len(fake_slack.replies(CARDS, card["ts"]))
+    url = f"/api/v1/orders/{order_id}/actions"
+    assert client.post(f"{url}/hold", json={"reason": "customer called"}, headers=auth()).status_code == 200
+    assert client.post(f"{url}/release", json={}, headers=auth()).status_code == 200
+    assert client.post(f"{url}/note", json={"text": "gift wrap"}, headers=auth()).status_code == 200
+    with runtime.db.session() as session:
+        waiting = session.execute(select(OutboxEvent).where(OutboxEvent.job == "slack_sync_card",
+                                                            OutboxEvent.status == "pending")).scalars().all()
+        assert len(waiting) == 1, "three changes, one card job waiting"
+
+    run_all_jobs(runtime)
+    assert len(fake_slack.calls("chat.update")) == updates + 1
+    replies = fake_slack.replies(CARDS, card["ts"])
+    assert len(replies) == thread + 1, "one thread post tells all three changes"
+    assert all(word in replies[-1]["text"] for word in ("Held", "Released", "gift wrap")), replies[-1]["text"]
+
+    run_all_jobs(runtime)  # nothing changed since: Slack is not called again
+    assert len(fake_slack.calls("chat.update")) == updates + 1
