@@ -177,7 +177,8 @@ def _line_item(line: Mapping[str, Any], currency: str, shipped: int, refunded: i
         allocations = [{"allocatedAmountSet": _bag(discount, currency)}] if Decimal(discount) else []
     if not shipped and line.get("fulfillment_status") == "fulfilled":
         shipped = int(line["quantity"])
-    current = max(0, int(line["quantity"]) - refunded)
+    # REST's current_quantity (API 2024-01 on) when the order carries it: an edit removed units.
+    current = int(line["current_quantity"]) if "current_quantity" in line else max(0, int(line["quantity"]) - refunded)
     return {
         "id": _gid("LineItem", line["id"]), "title": line.get("title"), "name": line.get("name"),
         "sku": line.get("sku"), "variantTitle": line.get("variant_title"), "quantity": line["quantity"],

@@ -235,12 +235,40 @@ def _line_discount(line: Mapping[str, Any], what: str) -> Decimal:
     return _shop_amount(line, "total_discount", f"{what} total_discount")
 
 
-def map_line_item(line: Mapping[str, Any], shipped: Mapping[str, int]) -> NewLineItem:
+def refunded_units(refunds: Iterable[NewRefund]) -> dict[str, int]:
+    """Units of each line item the refunds took back."""
+    units: dict[str, int] = {}
+    for refund in refunds:
+        for line_id, count in refund.line_items.items():
+            units[line_id] = units.get(line_id, 0) + count
+    return units
+
+
+def quantity_after_edits(quantity: int, current: int, refunded: int) -> int:
+    """A line's quantity as Orderline keeps it: what was ordered, less what order edits removed.
+
+    Shopify keeps `quantity` as first ordered and lowers `current_quantity` (REST, API 2024-01 on) /
+    `currentQuantity` (GraphQL) for units an edit removed *and* for refunded ones. Orderline counts refunded
+    units apart (`refunded_quantity`, from the refunds' own line items), so those are added back:
+    quantity − refunded_quantity is then exactly what is still on the order."""
+    return max(0, min(quantity, current + refunded))
+
+
+def _whole(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PayloadError(f"{what} {value!r} is not a whole number")
+    return value
+
+
+def map_line_item(line: Mapping[str, Any], shipped: Mapping[str, int],
+                  refunded: Mapping[str, int] | None = None) -> NewLineItem:
+    """`refunded`: units of each line the order's own refunds took back (they count as refunds, not edits)."""
     external_id = numeric_id(line.get("id"), "line item id")
     what = f"line item {external_id}"
-    quantity = line.get("quantity")
-    if not isinstance(quantity, int) or isinstance(quantity, bool):
-        raise PayloadError(f"{what}: quantity {quantity!r} is not a whole number")
+    quantity = _whole(line.get("quantity"), f"{what}: quantity")
+    if "current_quantity" in line:
+        current = _whole(line.get("current_quantity"), f"{what}: current_quantity")
+        quantity = quantity_after_edits(quantity, current, (refunded or {}).get(external_id, 0))
     fulfilled = shipped.get(external_id, 0)
     if not fulfilled and line.get("fulfillment_status") == "fulfilled":
         fulfilled = quantity
@@ -307,7 +335,9 @@ def map_order(order: Any) -> NewOrder:
     if not currency:
         raise PayloadError(f"order {external_id} has no currency")
     shipped = _fulfilled_quantities(order)
-    lines = [map_line_item(line, shipped) for line in _list(order, "line_items")]
+    refunds = [map_refund(refund) for refund in _list(order, "refunds")]
+    refunded = refunded_units(refunds)
+    lines = [map_line_item(line, shipped, refunded) for line in _list(order, "line_items")]
     shipping_lines = _list(order, "shipping_lines")
     name, email, phone = _customer_contact(order)
     return NewOrder(
@@ -336,5 +366,5 @@ def map_order(order: Any) -> NewOrder:
         channel_updated_at=timestamp(order.get("updated_at"), f"order {external_id} updated_at"),
         cancelled=bool(order.get("cancelled_at")),
         cancel_reason=text(order.get("cancel_reason")) if order.get("cancelled_at") else None,
-        refunds=[map_refund(refund) for refund in _list(order, "refunds")],
+        refunds=refunds,
     )

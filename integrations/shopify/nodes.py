@@ -21,6 +21,8 @@ from integrations.shopify.mapping import (
     numeric_id,
     optional_timestamp,
     order_level_discount,
+    quantity_after_edits,
+    refunded_units,
     shipping_labels,
     shipping_level,
     split_tags,
@@ -81,7 +83,8 @@ def _int(data: Mapping[str, Any], name: str, what: str) -> int:
     return value
 
 
-def map_line_item_node(node: Mapping[str, Any]) -> NewLineItem:
+def map_line_item_node(node: Mapping[str, Any], refunded: Mapping[str, int] | None = None) -> NewLineItem:
+    """`refunded`: units of each line the order's refunds took back (see mapping.quantity_after_edits)."""
     external_id = numeric_id(node.get("id"), "line item id")
     what = f"line item {external_id}"
     quantity = _int(node, "quantity", what)
@@ -89,6 +92,8 @@ def map_line_item_node(node: Mapping[str, Any]) -> NewLineItem:
     current = node.get("currentQuantity")
     unfulfilled = node.get("unfulfilledQuantity")
     fulfilled = current - unfulfilled if isinstance(current, int) and isinstance(unfulfilled, int) else 0
+    if isinstance(current, int):
+        quantity = quantity_after_edits(quantity, current, (refunded or {}).get(external_id, 0))
     return NewLineItem(
         external_id=external_id,
         title=first_text(node.get("title"), node.get("name")) or "(untitled)",
@@ -141,7 +146,10 @@ def map_order_node(node: Any, extra_line_items: list[Mapping[str, Any]] | None =
     currency = text(node.get("currencyCode"))
     if not currency:
         raise PayloadError(f"order {external_id} has no currencyCode")
-    lines = [map_line_item_node(item) for item in [*_nodes(node, "lineItems"), *(extra_line_items or [])]]
+    refunds = [map_refund_node(refund) for refund in _nodes(node, "refunds")]
+    refunded = refunded_units(refunds)
+    lines = [map_line_item_node(item, refunded)
+             for item in [*_nodes(node, "lineItems"), *(extra_line_items or [])]]
     shipping_lines = _nodes(node, "shippingLines")
     name, email, phone = _contact(node)
     cancelled = bool(node.get("cancelledAt"))
@@ -173,5 +181,5 @@ def map_order_node(node: Any, extra_line_items: list[Mapping[str, Any]] | None =
         cancelled=cancelled,
         # The enum is upper case (CUSTOMER); webhooks say "customer": one spelling in the store.
         cancel_reason=reason.lower() if cancelled and reason else None,
-        refunds=[map_refund_node(refund) for refund in _nodes(node, "refunds")],
+        refunds=refunds,
     )

@@ -368,3 +368,28 @@ def test_handlers_refuse_bodies_that_are_not_objects() -> None:
     for topic in ("orders/create", "orders/delete", "refunds/create", "customers/redact"):
         with pytest.raises(PayloadError):
             TOPIC_HANDLERS[topic]([1, 2, 3])
+
+
+def test_units_an_edit_removed_leave_the_order_and_refunded_units_stay_refunds() -> None:
+    """Since API 2024-01 an order edit lowers a line's `current_quantity` and keeps `quantity` as first ordered
+    (shopify.dev changelog "Addition of LineItem current_quantity on Admin REST API"); refunded units lower
+    `current_quantity` too. Orderline keeps quantity − removed and counts refunds apart."""
+    body = fixture_json("orders_create__snowboards.json")
+    line = body["line_items"][1]
+    assert line["quantity"] == 2
+    line["current_quantity"] = 1  # the merchant edited one unit off the order
+    assert map_order(body).line_items[1].quantity == 1
+
+    refund = fixture_json("refunds_create.json")
+    refund["refund_line_items"] = [{**refund["refund_line_items"][0], "line_item_id": line["id"], "quantity": 1}]
+    body["refunds"], line["current_quantity"] = [refund], 0  # and then refunded the other one
+    order = map_order(body)
+    assert order.line_items[1].quantity == 1 and order.refunds[0].line_items == {str(line["id"]): 1}
+    assert order.line_items[1].quantity - sum(r.line_items.get(str(line["id"]), 0) for r in order.refunds) == 0
+
+    node = order_node(body)  # the poller reads the same order through GraphQL's currentQuantity
+    for key in ("lineItems", "shippingLines"):
+        node[key] = node[key].page({})
+    for entry in node["refunds"]:
+        entry["refundLineItems"] = entry["refundLineItems"].page({})
+    assert map_order_node(node) == order
