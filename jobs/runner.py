@@ -39,9 +39,14 @@ def _locked(session: Session, outbox_id: int) -> OutboxEvent | None:
 
 # The next steps of an order's fulfilment run in the same process right after the step that asked for them
 # (triage → allocate → pick and pack → label → push), instead of a trip through Redis and a fork each: an
-# order is one RQ job instead of five. Each step keeps its own outbox row, transaction, lease and retries; a
-# step left over when the budget runs out, or when the process dies, is published or swept as usual.
-INLINE_QUEUES = frozenset({QueueName.FULFILMENT, QueueName.PROVIDERS})
+# order is one RQ job instead of five; likewise a text's send after its claim. Each step keeps its own outbox
+# row, transaction, lease and retries; a step left over when the budget runs out, or when the process dies, is
+# published or swept as usual. Keyed by the queue of the job that ran: the queues whose new jobs follow it.
+_FULFILMENT = frozenset({QueueName.FULFILMENT, QueueName.PROVIDERS})
+INLINE_AFTER: dict[QueueName, frozenset[QueueName]] = {
+    QueueName.FULFILMENT: _FULFILMENT, QueueName.PROVIDERS: _FULFILMENT,
+    QueueName.NOTIFY: frozenset({QueueName.NOTIFY}),
+}
 INLINE_MAX_STEPS = 8
 INLINE_MAX_SECONDS = 60.0
 
@@ -67,14 +72,15 @@ def run_outbox(outbox_id: int) -> str:
     return result
 
 
-def _inline_steps(session: Session, budget: int) -> list[int]:
-    """Take up to `budget` of the outbox rows this transaction added that run in-process next (see
-    INLINE_QUEUES); the relay publishes the others after the commit."""
+def _inline_steps(session: Session, budget: int, after: QueueName) -> list[int]:
+    """Take up to `budget` of the outbox rows this transaction added that run in-process next, after a job
+    of queue `after` (see INLINE_AFTER); the relay publishes the others after the commit."""
     added: list[int] = session.info.get(outbox.SESSION_KEY, [])
+    follows = INLINE_AFTER.get(after, frozenset())
     chosen: list[int] = []
     for row_id in added:
         row = session.get(OutboxEvent, row_id)
-        if len(chosen) < budget and row is not None and spec_for(row.job).queue in INLINE_QUEUES:
+        if len(chosen) < budget and row is not None and spec_for(row.job).queue in follows:
             chosen.append(row_id)
     session.info[outbox.SESSION_KEY] = [row_id for row_id in added if row_id not in chosen]
     return chosen
@@ -105,7 +111,7 @@ def _run(runtime: Runtime, outbox_id: int, *, inline: int = 0) -> tuple[str, lis
             row.status, row.finished_at, row.last_error = "done", utcnow(), None
             if inline:
                 events.dispatch(session)  # the listeners' jobs too (a label after packing, …)
-            next_steps = _inline_steps(session, inline) if inline else []
+            next_steps = _inline_steps(session, inline, spec_for(job).queue) if inline else []
         log_.info("job.done")
         return "done", next_steps
     except Exception as error:

@@ -78,7 +78,8 @@ class Shop:
             order.update(id=order_id, order_number=order_id % 10_000_000, name=f"#P{order_id}",
                          admin_graphql_api_id=f"gid://shopify/Order/{order_id}", note=note,
                          email=f"buyer{order_id}@example.com", created_at=created.isoformat(),
-                         processed_at=created.isoformat(), updated_at=updated.isoformat())
+                         processed_at=created.isoformat(), updated_at=updated.isoformat(),
+                         shipping_address=copy.deepcopy(_SHOPIFY_ADDRESS))
             for n, line in enumerate(order["line_items"]):
                 line["sku"], line["id"] = "PEAK-TEE", order_id * 10 + n
             return order
@@ -166,6 +167,9 @@ def shopify_headers(topic: str, body: bytes, domain: str, secret: str) -> dict[s
 
 
 _SHOPIFY = _fixture("shopify/fixtures/orders_create.json")
+# That capture is a draft order with no address; a parcel needs one, so the drill's orders take the address of
+# the orders/cancelled capture (a real order from the same source).
+_SHOPIFY_ADDRESS = _fixture("shopify/fixtures/orders_cancelled.json")["shipping_address"]
 _WOO = _fixture("woocommerce/fixtures/order_created.json")
 
 
