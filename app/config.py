@@ -72,6 +72,9 @@ class Settings:
     slack_ops_channel: str = ""
     # More cards than this per channel per minute is a burst: informational cards fold into a summary card.
     slack_burst_per_minute: int = 20
+    # A card waits this long before it is refreshed, so an order's chain of steps (approved → … → shipped in a
+    # second or two) is one update and one thread post instead of six: Slack takes about one post a second.
+    slack_card_debounce_seconds: float = 2.0
     # --- end Slack ---
     # --- SMS (app/sms) ---
     twilio_messaging_service_sid: str = ""
@@ -132,6 +135,7 @@ ENV_NAMES: dict[str, str] = {
     # --- Slack ---
     "slack_ops_channel": "SLACK_OPS_CHANNEL",
     "slack_burst_per_minute": "SLACK_BURST_PER_MINUTE",
+    "slack_card_debounce_seconds": "SLACK_CARD_DEBOUNCE_SECONDS",
     # --- end Slack ---
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",
     "twilio_auth_token": "TWILIO_AUTH_TOKEN",

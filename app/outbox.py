@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.models import OutboxEvent
 from app.requestctx import current_request_id
+from app.store import utcnow
 
 # Ids of the outbox rows a session added, read by the relay once the session commits.
 SESSION_KEY = "orderline.outbox_ids"
@@ -53,19 +55,24 @@ def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:
 
 def add_coalesced(session: Session, job: JobName, key: str,
                   merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None,
-                  **payload: Any) -> OutboxEvent:
+                  delay_seconds: float = 0.0, running: int | None = None, **payload: Any) -> OutboxEvent:
     """`add_job` for a job that redoes the whole of something each time it runs (refresh a Slack card): if a
     row with the same `key` is still waiting, this request joins it (payloads combined by `merge`, else the
     newer wins) instead of queueing a second run. A row a worker is running is locked, so it is skipped and a
     new row added: whatever this transaction commits is always seen by a run that starts after it. Holding
-    the joined row's lock until commit keeps its run from starting before then."""
+    the joined row's lock until commit keeps its run from starting before then. With `delay_seconds` a new
+    row waits that long first, so that a burst of changes (an order's chain of steps) shares one run. A job
+    asking for its own follow-up names its row as `running` (SQLite has no row locks to tell it apart)."""
+    query = select(OutboxEvent).where(OutboxEvent.coalesce_key == key, OutboxEvent.status == "pending")
+    if running is not None:
+        query = query.where(OutboxEvent.id != running)
     waiting = session.execute(
-        select(OutboxEvent).where(OutboxEvent.coalesce_key == key, OutboxEvent.status == "pending")
-        .order_by(OutboxEvent.id.desc()).limit(1).with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
+        query.order_by(OutboxEvent.id.desc()).limit(1).with_for_update(skip_locked=True)).scalar_one_or_none()
     if waiting is None:
         row = add_job(session, job, **payload)
         row.coalesce_key = key
+        if delay_seconds > 0:
+            row.next_attempt_at = utcnow() + timedelta(seconds=delay_seconds)
         return row
     waiting.payload = merge(dict(waiting.payload), payload) if merge else {**waiting.payload, **payload}
     return waiting

@@ -65,7 +65,7 @@ def on_happened(session: Session, happened: Happened) -> None:
                 continue
             reason = card_reason(entries, order.shop, order_id in carded)
             if reason is not None:
-                request_card_sync(session, order_id, reason)
+                request_card_sync(session, order_id, reason, debounce_seconds=settings.slack_card_debounce_seconds)
     if settings.slack_ops_channel:
         alerts = list(happened.alerts) + _carrier_exception_alerts(session, happened.order_events)
         for alert in dict.fromkeys(alerts):

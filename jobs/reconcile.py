@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 
 from app import outbox
 from app.alerts import raise_alert
-from app.models import OutboxEvent, ReconcileRun, Shop
+from app.models import Order, OutboxEvent, ReconcileRun, Shop
 from app.orders import actions
+from app.orders.types import NewOrder
 from app.runtime import Runtime
 from app.store import utcnow
+from integrations.base import ChannelClient
 from jobs.context import JobContext
 from jobs.ingest import client_for
 
@@ -46,22 +48,17 @@ def poll(runtime: Runtime, session: Session, shop: Shop, *, since: datetime, kin
     run = ReconcileRun(shop_id=shop.id, kind=kind, since=since, until=until,
                        orders_seen=0, missed_creates=0, missed_updates=0)
     session.add(run)
-    client = client_for(runtime, shop)
-    cursor: str | None = None
-    for _page in range(MAX_PAGES):
-        page = client.changed_orders(since, cursor)
-        for order in page.orders:
-            if order.channel_updated_at and order.channel_updated_at > until:
-                continue  # too fresh: its webhook may be on the way
-            run.orders_seen += 1
-            _order, outcome = actions.apply_channel_order(session, shop, order)
-            if kind == "reconcile" and outcome == "created":
-                run.missed_creates += 1
-            elif kind == "reconcile" and outcome == "updated":
-                run.missed_updates += 1
-        cursor = page.next_cursor
-        if not cursor:
-            break
+    # Every page is read before any order is touched: applying an order locks its row until this job commits,
+    # and no row should stay locked (holding up its fulfilment) while the channel is paged or throttles us.
+    polled = [order for order in _changed_orders(client_for(runtime, shop), since)
+              if not (order.channel_updated_at and order.channel_updated_at > until)]  # too fresh: webhook on its way
+    run.orders_seen = len(polled)
+    for order in _not_yet_stored(session, shop, polled):
+        _order, outcome = actions.apply_channel_order(session, shop, order)
+        if kind == "reconcile" and outcome == "created":
+            run.missed_creates += 1
+        elif kind == "reconcile" and outcome == "updated":
+            run.missed_updates += 1
     run.finished_at = utcnow()
     if kind == "reconcile" and (run.missed_creates or run.missed_updates):
         raise_alert(session, "missed_webhooks", f"shop:{shop.id}",
@@ -70,6 +67,35 @@ def poll(runtime: Runtime, session: Session, shop: Shop, *, since: datetime, kin
         log.warning("reconcile.missed_webhooks", shop_id=shop.id, count=run.missed_creates + run.missed_updates)
     shop.reconciled_until = max(until, shop.reconciled_until or until) if kind == "reconcile" else shop.reconciled_until
     return run
+
+
+def _changed_orders(client: ChannelClient, since: datetime) -> list[NewOrder]:
+    orders: list[NewOrder] = []
+    cursor: str | None = None
+    for _page in range(MAX_PAGES):
+        page = client.changed_orders(since, cursor)
+        orders.extend(page.orders)
+        cursor = page.next_cursor
+        if not cursor:
+            break
+    return orders
+
+
+def _not_yet_stored(session: Session, shop: Shop, polled: list[NewOrder]) -> list[NewOrder]:
+    """The polled orders that are missing here or newer than what is stored. Most of a poll is orders the
+    webhooks already brought: they are skipped without locking their rows (a stored order only ever moves
+    forward, so one seen as current here cannot become stale)."""
+    stored: dict[str | None, datetime | None] = {}
+    ids = [order.external_id for order in polled]
+    for chunk in range(0, len(ids), 500):
+        stored.update(session.execute(select(Order.external_id, Order.channel_updated_at).where(
+            Order.shop_id == shop.id, Order.external_id.in_(ids[chunk:chunk + 500]))).tuples().all())
+
+    def newer(order: NewOrder) -> bool:
+        have = stored.get(order.external_id)
+        return have is None or order.channel_updated_at is None or order.channel_updated_at > have
+
+    return [order for order in polled if newer(order)]
 
 
 def schedule_due(runtime: Runtime) -> int:

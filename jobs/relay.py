@@ -76,8 +76,13 @@ def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
     if not ids:
         return 0
     with runtime.db.session() as session:
-        rows = session.execute(select(OutboxEvent.id, OutboxEvent.job).where(
-            OutboxEvent.id.in_(ids), OutboxEvent.status == "pending")).all()
+        found = session.execute(select(OutboxEvent).where(
+            OutboxEvent.id.in_(ids), OutboxEvent.status == "pending")).scalars().all()
+        session.expunge_all()
+    # A row that asked to wait (a debounced Slack card, a text held for the morning) goes to RQ's scheduler.
+    soon = utcnow() + timedelta(seconds=1)
+    later = [row for row in found if row.next_attempt_at is not None and row.next_attempt_at > soon]
+    rows = [(row.id, row.job) for row in found if row not in later]
     marks = {outbox_id: _new_job_id(outbox_id) for outbox_id, _job in rows}
     by_queue: dict[str, list[Any]] = {}
     for outbox_id, job in rows:
@@ -89,8 +94,10 @@ def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
             for name, jobs in by_queue.items():
                 Queue(name, connection=runtime.redis).enqueue_many(jobs, pipeline=pipe)
             pipe.execute()
+        for row in later:
+            marks[row.id] = _enqueue(runtime, row, delay=((row.next_attempt_at or soon) - utcnow()).total_seconds())
     except RedisError as error:
-        log.warning("relay.redis_unavailable", error=str(error), waiting=len(rows))
+        log.warning("relay.redis_unavailable", error=str(error), waiting=len(found))
         return 0
     _mark_enqueued(runtime, marks)
     return len(marks)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app import events, outbox
 from app import runtime as runtime_module
 from app.alerts import raise_alert
+from app.failures import Busy
 from app.models import OutboxEvent
 from app.requestctx import bind_request_id, clear_request_id
 from app.runtime import Runtime
@@ -129,7 +130,11 @@ def _after_failure(runtime: Runtime, outbox_id: int, attempt: int, error: Except
         if row is None or row.status != "pending":
             return "skipped: already closed"
         row.last_error = message
-        if retry and not policy.gives_up_after(attempt):
+        if isinstance(error, Busy):
+            row.attempts = max(row.attempts - 1, 0)  # waiting its turn is not a failed attempt
+            row.next_attempt_at = utcnow() + timedelta(seconds=retry_after or 1.0)
+            log_.info("job.busy", error=message)
+        elif retry and not policy.gives_up_after(attempt):
             delay = policy.delay(attempt, retry_after)
             row.next_attempt_at = utcnow() + timedelta(seconds=delay)
             log_.warning("job.retry_scheduled", error=message, delay_seconds=round(delay, 2))
@@ -139,7 +144,7 @@ def _after_failure(runtime: Runtime, outbox_id: int, attempt: int, error: Except
             # Staff hear of it (Slack's ops channel): one alert per job kind, counting repeats, not one per row.
             raise_alert(session, "job_failed", row.job, f"Job {row.job} failed: {message[:300]}", job=row.job,
                         outbox_id=row.id, order_id=(row.payload or {}).get("order_id"))
-    if retry and not policy.gives_up_after(attempt):
+    if isinstance(error, Busy) or (retry and not policy.gives_up_after(attempt)):
         relay.schedule_retry(runtime, outbox_id)
         return "retry scheduled"
     # Re-raised so RQ keeps the traceback in its failed-job registry too.

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import outbox
-from app.failures import TransientError
+from app.failures import Busy
 from app.models import Alert, Order, OrderEvent, OutboxEvent, Shop, SlackMessage
 from app.runtime import Runtime
 from app.store import utcnow
@@ -66,10 +66,10 @@ def call(client: WebClient, method: str, **arguments: Any) -> Any:
     return slack_client.call(client, method, **arguments)
 
 
-def pace(runtime: Runtime, channel: str) -> None:
+def pace(runtime: Runtime, channel: str, holder: str) -> None:
     from integrations.slack.client import pace as take_slot
 
-    take_slot(runtime.redis, channel)
+    take_slot(runtime.redis, channel, holder)
 
 
 def client_for(runtime: Runtime) -> WebClient:
@@ -162,7 +162,7 @@ def keep_message(runtime: Runtime, session: Session, *, key: str, kind: str, cha
             log.info("slack.message_found", key=key, ts=row.ts)
     rendered = _rendered(text, message_blocks)
     if row.ts is None:
-        pace(runtime, row.channel)
+        pace(runtime, row.channel, f"post:{key}")
         row.post_attempts += 1
         runtime.redis.set(_attempt_key(key), "1", ex=ATTEMPT_TTL_SECONDS)
         answer = call(client, "chat.postMessage", channel=row.channel, text=text, blocks=message_blocks,
@@ -179,7 +179,7 @@ def keep_message(runtime: Runtime, session: Session, *, key: str, kind: str, cha
 
 
 def _post_in_thread(runtime: Runtime, row: SlackMessage, text: str, message_blocks: list[dict[str, Any]]) -> None:
-    pace(runtime, row.channel)
+    pace(runtime, row.channel, f"thread:{row.key}")
     call(client_for(runtime), "chat.postMessage", channel=row.channel, thread_ts=row.ts, text=text,
          blocks=message_blocks, unfurl_links=False)
 
@@ -209,7 +209,13 @@ def sync_card(ctx: JobContext) -> None:
     new = [event for event in events if event.id > (row.last_event_id or 0)]
     if new:
         thread_text, thread = blocks.thread_blocks(new, order)
-        _post_in_thread(runtime, row, thread_text, thread)
+        try:
+            _post_in_thread(runtime, row, thread_text, thread)
+        except Busy as busy:
+            # The card is current; its thread catches up in a later run, at the slot kept for it.
+            queries.request_card_sync(session, order.id, "update", debounce_seconds=busy.retry_after or 1.0,
+                                      running=ctx.outbox_id)
+            return
         row.last_event_id = new[-1].id
 
 
@@ -246,7 +252,7 @@ def _fold_into_summary(runtime: Runtime, session: Session, order: Order, channel
     row.data = {**(row.data or {}), "order_ids": ids, "shown": len(ids), "refreshed_at": utcnow().isoformat()}
 
 
-class _SummaryPending(TransientError):
+class _SummaryPending(Busy):
     def __init__(self, retry_after: float) -> None:
         super().__init__("waiting for the summary card's next refresh", retry_after=retry_after)
 

@@ -24,7 +24,7 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import outbox
+from app import outbox, pacing
 from app.alerts import raise_alert
 from app.config import Settings
 from app.failures import PermanentError, TransientError
@@ -46,14 +46,6 @@ RETENTION_EVERY_SECONDS = 3600
 # Seconds to wait for Twilio's answer to one call.
 TWILIO_TIMEOUT = DEFAULT_TIMEOUT
 
-_PACE = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local free = tonumber(redis.call('GET', KEYS[1]) or '0')
-local slot = math.max(now, free)
-redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', math.ceil((slot + interval - now) * 1000) + 1000)
-return tostring(slot - now)
-"""
 
 
 def now() -> datetime:
@@ -131,8 +123,7 @@ def pace(redis: Redis, sender: str, per_second: float) -> float:
     """Reserve the next send slot for `sender`; returns the seconds to wait for it."""
     if per_second <= 0:
         return 0.0
-    wait = redis.eval(_PACE, 1, f"orderline:sms:pace:{sender}", repr(time.time()), repr(1.0 / per_second))
-    return max(float(wait), 0.0)
+    return pacing.reserve(redis, f"sms:{sender}", 1.0 / per_second)
 
 
 def _callback_url(settings: Settings, message_id: int) -> str:

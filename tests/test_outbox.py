@@ -32,7 +32,7 @@ from app import create_app
 from app import runtime as runtime_module
 from app.api.auth import create_token
 from app.config import Settings
-from app.failures import PermanentError, TransientError
+from app.failures import Busy, PermanentError, TransientError
 from app.models import Order, OrderEvent, OutboxEvent, Shop
 from app.orders.errors import VersionConflict
 from app.orders.types import Role
@@ -591,3 +591,28 @@ def test_a_coalesced_request_joins_the_waiting_job_but_never_one_being_run(runti
     with runtime.db.session() as session:
         session.execute(update(OutboxEvent).values(status="done"))
     assert ask("update") not in (first,), "a finished job is never joined"
+
+
+def test_a_job_waiting_its_turn_never_runs_out_of_attempts(runtime: Runtime, run_jobs: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    turns: list[int] = []
+
+    def queued_behind_others(ctx: JobContext) -> None:
+        turns.append(ctx.outbox_id)
+        if len(turns) <= runtime.settings.job_max_attempts + 2:
+            raise Busy("channel C1 is busy posting", retry_after=5)
+
+    register_job(monkeypatch, "test_busy", queued_behind_others)
+    outbox_id = add_outbox_job(runtime, "test_busy")
+    for _ in range(runtime.settings.job_max_attempts + 3):
+        run_jobs()
+        row = outbox_row(runtime, outbox_id)
+        if row.status != "pending":
+            break
+        assert row.next_attempt_at is not None and row.next_attempt_at > utcnow() + timedelta(seconds=3)
+        with runtime.db.session() as session:  # its time has come
+            session.execute(update(OutboxEvent).where(OutboxEvent.id == outbox_id).values(next_attempt_at=utcnow()))
+        release_retries(runtime)
+    row = outbox_row(runtime, outbox_id)
+    assert (row.status, row.attempts) == ("done", 1), "waiting for a slot is not a failed attempt"
+    assert len(turns) == runtime.settings.job_max_attempts + 3

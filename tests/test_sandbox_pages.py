@@ -55,7 +55,7 @@ def sandbox_settings(settings: Settings, slack: SlackSandbox, phone: PhoneSandbo
         slack_api_base_url=env["SLACK_API_BASE_URL"], slack_ops_channel=env["SLACK_OPS_CHANNEL"],
         twilio_account_sid=env["TWILIO_ACCOUNT_SID"], twilio_auth_token=env["TWILIO_AUTH_TOKEN"],
         twilio_from_number=env["TWILIO_FROM_NUMBER"], twilio_api_base_url=env["TWILIO_API_BASE_URL"],
-        public_base_url=env["PUBLIC_BASE_URL"], sms_pace_per_second=0)
+        public_base_url=env["PUBLIC_BASE_URL"], sms_pace_per_second=0, slack_card_debounce_seconds=0)
 
 
 @pytest.fixture

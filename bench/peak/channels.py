@@ -29,7 +29,10 @@ SHOPIFY_SECRET = "peak-shopify-app-secret"  # noqa: S105 - a drill value
 SHOPIFY_TOKEN = "shpat_peak_drill"  # noqa: S105
 BC_TOKEN = "peak-bc-token"  # noqa: S105
 # SKUs every drill order uses, stocked at one location so orders can be allocated.
-SKUS = ("PEAK-TEE", "PEAK-MUG", "SKU-1", "SKU-2")
+# Orders for REVIEWED_SKU wait for staff (the drill's approval rules): one WooCommerce order in REVIEW_EVERY.
+REVIEWED_SKU = "PEAK-MUG-GIFT"
+REVIEW_EVERY = 8
+SKUS = ("PEAK-TEE", "PEAK-MUG", REVIEWED_SKU, "SKU-1", "SKU-2")
 
 
 @dataclass
@@ -95,8 +98,9 @@ class Shop:
             # the fake), so without these the two stores' bodies would be byte-identical.
             api = f"{self.external_id}wp-json/wc/v3/orders"
             order["_links"] = {"self": [{"href": f"{api}/{order_id}"}], "collection": [{"href": api}]}
+            sku = REVIEWED_SKU if order_id % REVIEW_EVERY == 0 else "PEAK-MUG"
             for n, line in enumerate(order["line_items"]):
-                line["sku"], line["id"] = "PEAK-MUG", order_id * 10 + n
+                line["sku"], line["id"] = sku, order_id * 10 + n
             return order
         order, products, addresses = sample_order(order_id, date_modified=updated)
         order["date_created"] = rfc2822(created)

@@ -16,7 +16,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from app.failures import PermanentError, TransientError
+from app import pacing
+from app.failures import Busy, PermanentError, TransientError
 
 TIMEOUT_SECONDS = 10
 # Slack errors worth another try; anything else (invalid_blocks, channel_not_found, not_in_channel…) is a
@@ -67,17 +68,13 @@ def call(client: WebClient, method: str, **arguments: Any) -> SlackResponse:
         raise UnknownOutcome(f"Slack {method}: no answer ({type(error).__name__})") from error
 
 
-def pace(redis: Redis, channel: str, *, interval: float = 1.1, wait_up_to: float = 3.0) -> None:
-    """Take this channel's posting slot: at most one post per `interval` seconds, shared by every worker (a
-    little over Slack's one per second, so network jitter between two posts never makes them arrive closer).
-    Waits a little for the slot; a longer queue is left to the outbox's retry (no worker sleeps for minutes)."""
-    key = f"orderline:slack:pace:{channel}"
-    deadline = time.monotonic() + wait_up_to
-    while True:
-        if redis.set(key, "1", nx=True, px=int(interval * 1000)):
-            return
-        left = redis.pttl(key)
-        wait = max(left, 50) / 1000 if isinstance(left, int) else interval
-        if time.monotonic() + wait > deadline:
-            raise TransientError(f"channel {channel} is busy posting", retry_after=max(wait, interval))
-        time.sleep(wait)
+def pace(redis: Redis, channel: str, holder: str, *, interval: float = 1.1, wait_up_to: float = 1.5) -> None:
+    """Take a posting slot on `channel` for `holder` (the message, say "thread:order:42"): at most one post per
+    `interval` seconds, shared by every worker (a little over Slack's one per second, so network jitter never
+    makes two posts arrive closer). A slot within `wait_up_to` is waited for; a later one is `Busy`: the job
+    comes back at its slot time, which stays reserved for it, and no worker sleeps out a channel's queue."""
+    wait = pacing.reserve(redis, f"slack:{channel}", interval, holder)
+    if wait > wait_up_to:
+        raise Busy(f"channel {channel} is busy posting: next slot in {wait:.0f} s", retry_after=wait)
+    time.sleep(wait)
+    pacing.release(redis, holder)

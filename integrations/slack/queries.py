@@ -31,10 +31,13 @@ def _stronger_reason(waiting: dict[str, Any], new: dict[str, Any]) -> dict[str, 
     return new if rank(str(new.get("reason")), 0) >= rank(str(waiting.get("reason")), 0) else waiting
 
 
-def request_card_sync(session: Session, order_id: int, reason: str) -> None:
+def request_card_sync(session: Session, order_id: int, reason: str, *, debounce_seconds: float = 0.0,
+                      running: int | None = None) -> None:
     """Ask for order `order_id`'s card to be posted or refreshed. The job shows the order as it is when it
-    runs, so one waiting job per order is enough: a busy order's changes share one refresh."""
+    runs, so one waiting job per order is enough: a busy order's changes share one refresh. A refresh of an
+    existing card waits `debounce_seconds` for more changes; a new card for a person to act on does not."""
     outbox.add_coalesced(session, outbox.JobName.SLACK_SYNC_CARD, f"slack:card:{order_id}", merge=_stronger_reason,
+                         delay_seconds=debounce_seconds if reason == "update" else 0.0, running=running,
                          order_id=order_id, reason=reason)
 
 

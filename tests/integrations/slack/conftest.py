@@ -45,8 +45,10 @@ def fake_slack() -> Iterator[FakeSlack]:
 @pytest.fixture
 def settings(settings: Settings, fake_slack: FakeSlack) -> Settings:
     # The fake is up before the app (and its Bolt App) is built.
+    # No debounce: a test runs the jobs right after each change (test_flow checks the debounce itself).
     return settings.with_overrides(slack_bot_token=TOKEN, slack_signing_secret=SIGNING_SECRET,
-                                   slack_api_base_url=fake_slack.api_url, slack_ops_channel=OPS)
+                                   slack_api_base_url=fake_slack.api_url, slack_ops_channel=OPS,
+                                   slack_card_debounce_seconds=0)
 
 
 def fixture(name: str) -> Any:

@@ -367,3 +367,19 @@ def test_an_order_changed_while_its_card_job_waited_is_refreshed_once(runtime, c
 
     run_all_jobs(runtime)  # nothing changed since: Slack is not called again
     assert len(fake_slack.calls("chat.update")) == updates + 1
+
+
+def test_a_card_refresh_waits_for_the_orders_next_steps(runtime, client, auth, slack_shop, staff, fake_slack,
+                                                         monkeypatch):
+    order_id = new_order(client, auth, slack_shop, number="3003")
+    run_all_jobs(runtime)
+    monkeypatch.setattr(runtime, "settings", runtime.settings.with_overrides(slack_card_debounce_seconds=30))
+    url = f"/api/v1/orders/{order_id}/actions"
+    assert client.post(f"{url}/note", json={"text": "gift wrap"}, headers=auth()).status_code == 200
+    with runtime.db.session() as session:
+        waiting = session.execute(select(OutboxEvent).where(OutboxEvent.job == "slack_sync_card",
+                                                            OutboxEvent.status == "pending")).scalar_one()
+        assert waiting.next_attempt_at is not None
+    updates = len(fake_slack.calls("chat.update"))
+    run_all_jobs(runtime)
+    assert len(fake_slack.calls("chat.update")) == updates, "the refresh waits in RQ's scheduler, not in a worker"
