@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app import events
@@ -18,6 +18,10 @@ log = structlog.get_logger("orderline.alerts")
 def raise_alert(session: Session, kind: str, key: str, message: str, **data: Any) -> Alert:
     """Open an alert, or count one more occurrence of the open alert with the same key."""
     dedupe_key = f"{kind}:{key}"
+    if session.get_bind().dialect.name == "postgresql":
+        # Two transactions raising the same new alert would both find none and insert two: one at a time per key
+        # (SQLite already lets one writer in at a time).
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": dedupe_key})
     alert = session.execute(select(Alert).where(Alert.dedupe_key == dedupe_key, Alert.resolved_at.is_(None))
                             .with_for_update()).scalar_one_or_none()
     if alert is None:

@@ -69,7 +69,9 @@ def on_happened(session: Session, happened: Happened) -> None:
     if settings.slack_ops_channel:
         alerts = list(happened.alerts) + _carrier_exception_alerts(session, happened.order_events)
         for alert in dict.fromkeys(alerts):
-            request_alert_post(session, alert.id)
+            repeat = (alert.count or 1) > 1  # the message exists: its count can wait for more repeats
+            request_alert_post(session, alert.id,
+                               debounce_seconds=settings.slack_card_debounce_seconds if repeat else 0.0)
 
 
 def _carrier_exception_alerts(session: Session, entries: Sequence[OrderEvent]) -> list[Alert]:

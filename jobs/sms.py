@@ -96,9 +96,11 @@ def send_sms(ctx: JobContext) -> None:
     if message.phone is None:
         _skip(session, message, order, "invalid_phone", "the customer's phone number cannot be used")
         if order is not None:
-            raise_alert(session, "sms_invalid_phone", str(order.id),
-                        f"Order {order.number}: the customer's phone number cannot be used for texts",
-                        order_id=order.id)
+            # One alert per shop, counting the orders: on a busy day a shop's checkout letting bad numbers
+            # through is one problem, not a message in the ops channel for every order.
+            raise_alert(session, "sms_invalid_phone", f"shop:{order.shop_id}",
+                        f"{order.shop.name}: customers' phone numbers that cannot be used for texts "
+                        f"(latest: order {order.number})", order_id=order.id, shop_id=order.shop_id)
         return
     if consent.opted_out(session, message.phone):
         _skip(session, message, order, "opted_out", "the customer opted out of texts")

@@ -41,9 +41,11 @@ def request_card_sync(session: Session, order_id: int, reason: str, *, debounce_
                          order_id=order_id, reason=reason)
 
 
-def request_alert_post(session: Session, alert_id: int) -> None:
-    """Ask for alert `alert_id`'s ops message to be posted or brought up to date (one waiting job per alert)."""
-    outbox.add_coalesced(session, outbox.JobName.SLACK_POST_ALERT, f"slack:alert:{alert_id}", alert_id=alert_id)
+def request_alert_post(session: Session, alert_id: int, *, debounce_seconds: float = 0.0) -> None:
+    """Ask for alert `alert_id`'s ops message to be posted or brought up to date (one waiting job per alert;
+    an update waits `debounce_seconds` for more repeats)."""
+    outbox.add_coalesced(session, outbox.JobName.SLACK_POST_ALERT, f"slack:alert:{alert_id}",
+                         delay_seconds=debounce_seconds, alert_id=alert_id)
 
 
 def role_of(session: Session, user_id: str) -> Role | None:

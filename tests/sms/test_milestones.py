@@ -105,17 +105,17 @@ def test_a_number_that_cannot_be_used_is_recorded_skipped_and_alerted(runtime, c
 
     from app.models import Alert
 
-    order_id = new_order(client, auth, shop)
-    with runtime.db.session() as session:  # channels send what the customer typed; the API would refuse it
-        session.get(Order, order_id).customer_phone = "12"
-    ship(runtime, order_id)
+    order_ids = [new_order(client, auth, shop) for _ in range(2)]
+    for order_id in order_ids:
+        with runtime.db.session() as session:  # channels send what the customer typed; the API would refuse it
+            session.get(Order, order_id).customer_phone = "12"
+        ship(runtime, order_id)
     drain()
     assert fake_twilio.all_sent() == []
-    (message,) = messages(runtime, kind="shipped")
-    assert (message.status, message.error_code) == ("skipped", "invalid_phone")
-    assert "sms.skipped" in [e.type for e in timeline(runtime, order_id)]
-    with runtime.db.session() as session:
-        assert [a.kind for a in session.execute(select(Alert)).scalars()] == ["sms_invalid_phone"]
+    assert [(m.status, m.error_code) for m in messages(runtime, kind="shipped")] == [("skipped", "invalid_phone")] * 2
+    assert "sms.skipped" in [e.type for e in timeline(runtime, order_ids[0])]
+    with runtime.db.session() as session:  # one alert for the shop, counting both orders, not one per order
+        assert [(a.kind, a.count) for a in session.execute(select(Alert)).scalars()] == [("sms_invalid_phone", 2)]
 
 
 @pytest.mark.parametrize("state", ["unsubscribed", "not_subscribed"])
