@@ -76,13 +76,16 @@ class Shop:
     def order_json(self, order_id: int, version: int, updated: datetime, created: datetime) -> Any:
         """The channel's JSON for the order at `version` (the note carries the version, for humans)."""
         note = f"peak v{version}"
+        # A mobile number per customer that texts can go to (the fixtures' are placeholders like (555) 555-5555),
+        # in the 555-01xx range North American numbering keeps for fiction.
+        phone = f"+1201555{100 + order_id % 100:04d}"
         if self.channel == "shopify":
             order = copy.deepcopy(_SHOPIFY)
             order.update(id=order_id, order_number=order_id % 10_000_000, name=f"#P{order_id}",
                          admin_graphql_api_id=f"gid://shopify/Order/{order_id}", note=note,
                          email=f"buyer{order_id}@example.com", created_at=created.isoformat(),
                          processed_at=created.isoformat(), updated_at=updated.isoformat(),
-                         shipping_address=copy.deepcopy(_SHOPIFY_ADDRESS))
+                         shipping_address=copy.deepcopy(_SHOPIFY_ADDRESS), phone=phone)
             for n, line in enumerate(order["line_items"]):
                 line["sku"], line["id"] = "PEAK-TEE", order_id * 10 + n
             return order
@@ -92,7 +95,7 @@ class Shop:
             order.update(id=order_id, number=str(order_id), order_key=f"wc_order_{order_id}", customer_note=note,
                          date_created=stamp_c, date_created_gmt=stamp_c, date_modified=stamp_u,
                          date_modified_gmt=stamp_u)
-            order["billing"] = {**order["billing"], "email": f"buyer{order_id}@example.com"}
+            order["billing"] = {**order["billing"], "email": f"buyer{order_id}@example.com", "phone": phone}
             # As WooCommerce writes them: links to this store. Two stores send the same order id (and, within
             # one second, the same X-WC-Webhook-Delivery-ID for webhook 1 when their salts are equal, as in
             # the fake), so without these the two stores' bodies would be byte-identical.
@@ -105,6 +108,7 @@ class Shop:
         order, products, addresses = sample_order(order_id, date_modified=updated)
         order["date_created"] = rfc2822(created)
         order["customer_message"] = note
+        order["billing_address"] = {**order["billing_address"], "phone": phone}
         return order, products, addresses
 
     def put(self, payload: Any) -> None:
