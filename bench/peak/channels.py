@@ -50,6 +50,12 @@ class Delivery:
     acked_at: float | None = None  # wall clock (time.time()) of the 2xx
 
 
+def customer_phone(n: int) -> str:
+    """A mobile number texts can go to (the fixtures carry placeholders like (555) 555-5555), in the 555-01xx
+    range North American numbering keeps for fiction: a hundred customers, each with a few orders."""
+    return f"+1201555{100 + n % 100:04d}"
+
+
 def _fixture(path: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((FIXTURES / path).read_text())
     return data
@@ -76,9 +82,7 @@ class Shop:
     def order_json(self, order_id: int, version: int, updated: datetime, created: datetime) -> Any:
         """The channel's JSON for the order at `version` (the note carries the version, for humans)."""
         note = f"peak v{version}"
-        # A mobile number per customer that texts can go to (the fixtures' are placeholders like (555) 555-5555),
-        # in the 555-01xx range North American numbering keeps for fiction.
-        phone = f"+1201555{100 + order_id % 100:04d}"
+        phone = customer_phone(order_id)
         if self.channel == "shopify":
             order = copy.deepcopy(_SHOPIFY)
             order.update(id=order_id, order_number=order_id % 10_000_000, name=f"#P{order_id}",

@@ -23,7 +23,7 @@ import requests
 from tests.helpers_redis import PrivateRedis
 
 from . import faults, figures, invariants, plugins
-from .channels import REVIEWED_SKU, SHOPIFY_SECRET, Shop, make_shops, stock_csv, stop_shops
+from .channels import REVIEWED_SKU, SHOPIFY_SECRET, Shop, customer_phone, make_shops, stock_csv, stop_shops
 from .cluster import ROOT, PrivatePostgres, Stack, postgres_available
 from .load import Load
 
@@ -112,6 +112,10 @@ def stock_up(api: requests.Session, base_url: str, csv_path: Path) -> None:
     answer.raise_for_status()
 
 
+# An order waiting for review is left to Slack this long before staff approve it through the API.
+SLACK_FIRST_SECONDS = 20.0
+
+
 class Staff(threading.Thread):
     """Staff at work through the API: approve what waits for review, note a few orders."""
 
@@ -121,6 +125,7 @@ class Staff(threading.Thread):
         self.base_url, self.session = base_url, requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.answers: Counter[str] = Counter()
+        self.seen: dict[int, float] = {}  # order id → when staff first saw it waiting
         self.stopped = threading.Event()
 
     def _post(self, order_id: int, action: str, body: dict[str, Any] | None = None) -> None:
@@ -145,15 +150,19 @@ class Staff(threading.Thread):
             if page.status_code != 200:
                 continue
             orders = page.json()["data"]
-            # After the merge, staff work from Slack and customers text in; until then these send nothing.
+            # Staff work from Slack where an order has a card, and customers text in (nothing without providers).
             self.answers["slack actions"] += plugins.staff_via_slack(self.extras, self.base_url,
                                                                      [o["id"] for o in orders])
             self.answers["customer texts"] += plugins.customers_text_in(
-                self.extras, self.base_url, [o["customer_phone"] for o in orders if o.get("customer_phone")])
+                self.extras, self.base_url, [customer_phone(n) for n in range(100)])
             clicked = getattr(self.extras.get("slack_fake"), "clicked", set())
+            now = time.monotonic()
             for order in orders:
+                first_seen = self.seen.setdefault(order["id"], now)
                 if order["id"] in clicked:  # approved from its Slack card (the click above)
                     continue
+                if self.extras.get("slack_fake") is not None and now - first_seen < SLACK_FIRST_SECONDS:
+                    continue  # its card may be on its way: give the people in Slack the first go
                 self._post(order["id"], "approve", {"expected_version": order["version"]}
                            if "version" in order else None)
             if orders and rounds % 3 == 0:
