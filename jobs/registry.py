@@ -19,8 +19,6 @@ from jobs.queues import QueueName
 class JobSpec:
     func: Callable[[JobContext], None]
     queue: QueueName
-    # Jumps its queue: a person waits for it (a Slack card to act on) while the rest of the queue can wait.
-    front: bool = False
 
 
 JOBS: dict[str, JobSpec] = {
@@ -37,8 +35,8 @@ JOBS: dict[str, JobSpec] = {
     JobName.RETURN_LABEL: JobSpec(returns_jobs.buy_return_label, QueueName.PROVIDERS),
     JobName.RETURN_REFUND: JobSpec(returns_jobs.push_refund, QueueName.PROVIDERS),
     # --- Slack ---
-    JobName.SLACK_SYNC_CARD: JobSpec(slack_jobs.sync_card, QueueName.NOTIFY, front=True),
-    JobName.SLACK_POST_ALERT: JobSpec(slack_jobs.post_alert, QueueName.NOTIFY, front=True),
+    JobName.SLACK_SYNC_CARD: JobSpec(slack_jobs.sync_card, QueueName.NOTIFY),
+    JobName.SLACK_POST_ALERT: JobSpec(slack_jobs.post_alert, QueueName.NOTIFY),
     JobName.SLACK_DIGEST: JobSpec(slack_jobs.send_digest, QueueName.BACKGROUND),
     # --- end Slack ---
     # --- SMS ---

@@ -46,17 +46,16 @@ def _whole_second_after(delay: float) -> datetime:
 
 
 def _enqueue(runtime: Runtime, row: OutboxEvent, *, delay: float | None = None) -> str:
-    spec = spec_for(row.job)
-    queue = Queue(str(spec.queue), connection=runtime.redis)
+    queue = Queue(str(spec_for(row.job).queue), connection=runtime.redis)
     job_id = _new_job_id(row.id)
     # The job outlives its first failure by long enough for the sweeper to read its status.
     description = f"{row.job} (outbox {row.id})"
     if delay and delay > 0:
         queue.enqueue_at(_whole_second_after(delay), RUNNER, row.id, job_id=job_id, result_ttl=3600,
-                         failure_ttl=7 * 24 * 3600, job_timeout=600, description=description, at_front=spec.front)
+                         failure_ttl=7 * 24 * 3600, job_timeout=600, description=description)
     else:
         queue.enqueue(RUNNER, row.id, job_id=job_id, result_ttl=3600, failure_ttl=7 * 24 * 3600,
-                      job_timeout=600, description=description, at_front=spec.front)
+                      job_timeout=600, description=description)
     return job_id
 
 
@@ -87,10 +86,9 @@ def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
     marks = {outbox_id: _new_job_id(outbox_id) for outbox_id, _job in rows}
     by_queue: dict[str, list[Any]] = {}
     for outbox_id, job in rows:
-        spec = spec_for(job)
-        by_queue.setdefault(str(spec.queue), []).append(Queue.prepare_data(
+        by_queue.setdefault(str(spec_for(job).queue), []).append(Queue.prepare_data(
             RUNNER, (outbox_id,), job_id=marks[outbox_id], result_ttl=3600, failure_ttl=7 * 24 * 3600,
-            timeout=600, description=f"{job} (outbox {outbox_id})", at_front=spec.front))
+            timeout=600, description=f"{job} (outbox {outbox_id})"))
     try:
         with runtime.redis.pipeline() as pipe:
             for name, jobs in by_queue.items():

@@ -616,12 +616,3 @@ def test_a_job_waiting_its_turn_never_runs_out_of_attempts(runtime: Runtime, run
     row = outbox_row(runtime, outbox_id)
     assert (row.status, row.attempts) == ("done", 1), "waiting for a slot is not a failed attempt"
     assert len(turns) == runtime.settings.job_max_attempts + 3
-
-
-def test_a_job_a_person_waits_for_jumps_its_queue(runtime: Runtime) -> None:
-    with runtime.db.session() as session:
-        texts = [add_job(session, JobName.SEND_SMS, message_id=n).id for n in range(3)]
-    with runtime.db.session() as session:
-        card = add_job(session, JobName.SLACK_SYNC_CARD, order_id=1, reason="needs_person").id
-    queued = Queue(str(QueueName.NOTIFY), connection=runtime.redis).get_jobs()
-    assert [job.args[0] for job in queued] == [card, *texts], "the card for staff before the customers' texts"
