@@ -35,8 +35,8 @@ JOBS: dict[str, JobSpec] = {
     JobName.RETURN_LABEL: JobSpec(returns_jobs.buy_return_label, QueueName.PROVIDERS),
     JobName.RETURN_REFUND: JobSpec(returns_jobs.push_refund, QueueName.PROVIDERS),
     # --- Slack ---
-    JobName.SLACK_SYNC_CARD: JobSpec(slack_jobs.sync_card, QueueName.NOTIFY),
-    JobName.SLACK_POST_ALERT: JobSpec(slack_jobs.post_alert, QueueName.NOTIFY),
+    JobName.SLACK_SYNC_CARD: JobSpec(slack_jobs.sync_card, QueueName.STAFF),
+    JobName.SLACK_POST_ALERT: JobSpec(slack_jobs.post_alert, QueueName.STAFF),
     JobName.SLACK_DIGEST: JobSpec(slack_jobs.send_digest, QueueName.BACKGROUND),
     # --- end Slack ---
     # --- SMS ---

@@ -275,8 +275,8 @@ def test_ops_page_lists_failed_jobs_and_a_manager_requeues_one(client: Any, auth
 
     depths = client.get("/dashboard/ops.json").json
     assert depths["depths"]["redis"] == "ok"
-    assert {q["name"] for q in depths["depths"]["queues"]} == {"ingest", "fulfilment", "providers", "notify",
-                                                               "background"}
+    assert {q["name"] for q in depths["depths"]["queues"]} == {"ingest", "staff", "fulfilment", "providers",
+                                                               "notify", "background"}
 
 
 def test_ops_page_replays_a_failed_delivery(client: Any, tokens: dict[str, str], runtime: Any) -> None:

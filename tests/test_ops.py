@@ -112,7 +112,7 @@ def test_metrics_move_with_the_queue_the_outbox_and_the_requests(client: Any, au
                                                                   run_jobs: Any, runtime: Any,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     before = scrape(client)
-    for queue in ("ingest", "fulfilment", "providers", "notify", "background"):
+    for queue in ("ingest", "staff", "fulfilment", "providers", "notify", "background"):
         assert value(before, "orderline_queue_depth", queue=queue) == 0
     assert value(before, "orderline_outbox_rows", status="pending") == 0
     assert value(before, "orderline_outbox_rows", status="failed") == 0

@@ -616,3 +616,15 @@ def test_a_job_waiting_its_turn_never_runs_out_of_attempts(runtime: Runtime, run
     row = outbox_row(runtime, outbox_id)
     assert (row.status, row.attempts) == ("done", 1), "waiting for a slot is not a failed attempt"
     assert len(turns) == runtime.settings.job_max_attempts + 3
+
+
+def test_slack_cards_are_served_before_the_bulk_of_the_work(runtime: Runtime) -> None:
+    with runtime.db.session() as session:
+        add_job(session, JobName.SEND_SMS, message_id=1)
+        card = add_job(session, JobName.SLACK_SYNC_CARD, order_id=1, reason="needs_person").id
+    staff = Queue(str(QueueName.STAFF), connection=runtime.redis)
+    assert [job.args[0] for job in staff.get_jobs()] == [card]
+    # a worker takes from the first queue with work, in this order: a card never waits behind a busy day's
+    # fulfilment steps or texts
+    assert ALL_QUEUES.index(QueueName.STAFF) < ALL_QUEUES.index(QueueName.FULFILMENT) < ALL_QUEUES.index(
+        QueueName.NOTIFY)

@@ -16,7 +16,7 @@ from .faults import module_present
 from .load import Load
 
 TERMINAL_INBOX = ("processed", "ignored", "stale")
-QUEUES = ("ingest", "fulfilment", "providers", "notify", "background")
+QUEUES = ("ingest", "staff", "fulfilment", "providers", "notify", "background")
 
 
 @dataclass
