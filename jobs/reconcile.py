@@ -88,8 +88,9 @@ def _not_yet_stored(session: Session, shop: Shop, polled: list[NewOrder]) -> lis
     stored: dict[str | None, datetime | None] = {}
     ids = [order.external_id for order in polled]
     for chunk in range(0, len(ids), 500):
-        stored.update(session.execute(select(Order.external_id, Order.channel_updated_at).where(
-            Order.shop_id == shop.id, Order.external_id.in_(ids[chunk:chunk + 500]))).tuples().all())
+        rows = session.execute(select(Order.external_id, Order.channel_updated_at).where(
+            Order.shop_id == shop.id, Order.external_id.in_(ids[chunk:chunk + 500])))
+        stored.update({external_id: updated_at for external_id, updated_at in rows})
 
     def newer(order: NewOrder) -> bool:
         have = stored.get(order.external_id)
