@@ -143,6 +143,16 @@ class Supervised:
             return []
 
 
+def procfile_worker_args() -> list[str]:
+    """The Procfile's `worker:` command after `orderline` (the drill runs the workers as the Procfile does)."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == "worker":
+            words = command.split()
+            return words[1:] if words and words[0] == "orderline" else words
+    raise RuntimeError("the Procfile has no worker process")
+
+
 class Stack:
     """gunicorn + N `orderline worker` processes, supervised; RSS sampled on demand."""
 
@@ -152,8 +162,8 @@ class Stack:
         python = sys.executable
         self.web = Supervised("web", [python, "-m", "gunicorn", "--config", "python:app.gunicorn_conf", "--bind",
                                       f"127.0.0.1:{self.web_port}", "app:create_app()"], env, logdir / "web.log")
-        self.workers = [Supervised(f"worker{n}", [python, "-m", "app", "worker"], env, logdir / f"worker{n}.log")
-                        for n in range(workers)]
+        self.workers = [Supervised(f"worker{n}", [python, "-m", "app", *procfile_worker_args()], env,
+                                   logdir / f"worker{n}.log") for n in range(workers)]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -218,17 +228,31 @@ class Stack:
                 "workers": round(total(parents), 1), "worker_processes": len(parents),
                 "work_horses": round(total(horses), 1)}
 
+    def _busy_worker_pids(self) -> set[int]:
+        """The pids of the RQ workers running a job now, as they report it in Redis."""
+        from redis import Redis
+
+        client = Redis.from_url(self.env["REDIS_URL"], socket_timeout=2)
+        busy = set()
+        with contextlib.suppress(Exception):
+            for key in client.smembers("rq:workers"):
+                state, pid = client.hmget(key, "state", "pid")
+                if state == b"busy" and pid:
+                    busy.add(int(pid))
+        return busy
+
     def kill_worker_mid_job(self, timeout: float = 20.0) -> str:
-        """SIGKILL an RQ worker and its work horse while the horse runs a job (a horse is a child process)."""
+        """SIGKILL an RQ worker, and every process it started, while it runs a job."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            busy = self._busy_worker_pids()
             for worker in self.workers:
                 tree = worker.tree()
-                if len(tree) > 1:  # a work horse is alive: a job is running
+                if tree and tree[0].pid in busy:
                     for process in reversed(tree):
                         with contextlib.suppress(psutil.Error):
                             process.send_signal(signal.SIGKILL)
-                    return f"{worker.name} (pid {tree[0].pid}) and its work horse killed mid-job"
+                    return f"{worker.name} (pid {tree[0].pid}) killed mid-job, with its {len(tree) - 1} child(ren)"
             time.sleep(0.01)
         worker = self.workers[0]
         for process in reversed(worker.tree()):
