@@ -169,13 +169,13 @@ def test_orderline_demo_shows_orders_within_a_minute(redis_url: str, tmp_path: A
             try:
                 response = requests.get(f"http://127.0.0.1:{port}/api/v1/orders", timeout=5,
                                         headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
-            except requests.ConnectionError:
-                continue
+            except (requests.ConnectionError, requests.Timeout):
+                continue  # not up yet, or slow on a busy machine: the promise is a minute
             orders = response.json()["data"]
             triaged = any(o["status"] == "needs_review" for o in orders)  # the demo's worker is running
         assert len(orders) >= 3, "no orders arrived within a minute"
         assert triaged, "the orders arrived but no worker triaged them"
-        dashboard = requests.get(f"http://127.0.0.1:{port}/dashboard/", timeout=5, allow_redirects=False)
+        dashboard = requests.get(f"http://127.0.0.1:{port}/dashboard/", timeout=30, allow_redirects=False)
         assert dashboard.status_code == 302 and "/dashboard/sign-in" in dashboard.headers["Location"]
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # the demo and the worker it started
