@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -48,6 +49,16 @@ def check_production(settings: Settings) -> None:
         raise ConfigurationError("DATABASE_URL must be set in production (the SQLite file is a development default)")
 
 
+class MachineRequestsWithoutSession(SecureCookieSessionInterface):
+    """Webhooks (signed by the sender, never carrying our cookie) skip the signed-cookie session the dashboard
+    uses: opening one costs a signing serializer per request, ~6 % of a delivery's time on the hot path."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(("/webhooks/", "/sms/")):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
+
 def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
     """Build the app. `config` is a Settings, or overrides on top of the environment."""
     settings = config if isinstance(config, Settings) else load_settings(**(config or {}))
@@ -57,6 +68,7 @@ def create_app(config: Settings | dict[str, Any] | None = None) -> Flask:
         Path(settings.instance_dir).mkdir(parents=True, exist_ok=True)
 
     app = Flask(__name__)
+    app.session_interface = MachineRequestsWithoutSession()
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     runtime = install(build_runtime(settings))
