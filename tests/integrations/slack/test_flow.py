@@ -383,3 +383,39 @@ def test_a_card_refresh_waits_for_the_orders_next_steps(runtime, client, auth, s
     updates = len(fake_slack.calls("chat.update"))
     run_all_jobs(runtime)
     assert len(fake_slack.calls("chat.update")) == updates, "the refresh waits in RQ's scheduler, not in a worker"
+
+
+def test_a_busy_channel_defers_the_thread_post_not_the_card(runtime, client, auth, slack_shop, staff, fake_slack):
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+    from sqlalchemy import update
+
+    from app import pacing
+    from app.store import utcnow
+
+    order_id = new_order(client, auth, slack_shop, number="4004")
+    run_all_jobs(runtime)
+    card = _card(fake_slack)
+    updates, thread = len(fake_slack.calls("chat.update")), len(fake_slack.replies(CARDS, card["ts"]))
+    # Another message holds the channel's posting slots for the next 10 s.
+    pacing.reserve(runtime.redis, f"slack:{CARDS}", 10.0, "post:elsewhere")
+    assert client.post(f"/api/v1/orders/{order_id}/actions/note", json={"text": "gift wrap"},
+                       headers=auth()).status_code == 200
+    run_all_jobs(runtime)
+    assert len(fake_slack.calls("chat.update")) == updates + 1, "the card is current at once"
+    assert len(fake_slack.replies(CARDS, card["ts"])) == thread, "its thread waits for a slot"
+    with runtime.db.session() as session:
+        rows = session.execute(select(OutboxEvent).where(OutboxEvent.job == "slack_sync_card")
+                               .order_by(OutboxEvent.id)).scalars().all()
+        assert [r.status for r in rows][-2:] == ["done", "pending"] and rows[-1].attempts == 0
+        assert rows[-1].next_attempt_at > utcnow()
+        session.execute(update(OutboxEvent).where(OutboxEvent.id == rows[-1].id).values(next_attempt_at=utcnow()))
+
+    pacing.release(runtime.redis, f"thread:order:{order_id}")  # as if the slot had come
+    runtime.redis.delete(f"orderline:pace:slack:{CARDS}")
+    registry = ScheduledJobRegistry(queue=Queue("staff", connection=runtime.redis))
+    for job_id in registry.get_job_ids():
+        registry.requeue(job_id)
+    run_all_jobs(runtime)
+    replies = fake_slack.replies(CARDS, card["ts"])
+    assert len(replies) == thread + 1 and "gift wrap" in replies[-1]["text"]
