@@ -51,6 +51,8 @@ from integrations.carriers.base import (
 DEFAULT_PARCEL_GRAMS = 500
 # find_label looks back this far before the claim: clocks of carriers and ours differ a little.
 FIND_MARGIN = timedelta(minutes=10)
+# A claim younger than this, on the job's first run, cannot have been tried yet.
+MAYBE_BOUGHT_AFTER = timedelta(seconds=60)
 # Channels with nobody to tell (phone and point-of-sale orders).
 NO_PUSH_CHANNELS = frozenset({"manual"})
 
@@ -281,8 +283,10 @@ def label_of(shipment: Shipment) -> Label:
                  provider_label_id=shipment.provider_label_id)
 
 
-def buy_label(runtime: Runtime, session: Session, shipment_id: int) -> str:
-    """Find or buy the shipment's label and record it. Returns what happened (for the job's result)."""
+def buy_label(runtime: Runtime, session: Session, shipment_id: int, *, look_first: bool = True) -> str:
+    """Find or buy the shipment's label and record it. Returns what happened (for the job's result).
+    `look_first=False` (the job's first run, on a fresh claim) skips asking the carrier for a label bought
+    earlier: listing shipments on every purchase would cost an index call per label, and EasyPost allows 5/s."""
     shipment = _locked_shipment(session, shipment_id)
     if shipment is None:
         return "no such shipment"
@@ -291,8 +295,12 @@ def buy_label(runtime: Runtime, session: Session, shipment_id: int) -> str:
     order = shipment.order
     client = carrier_client(runtime, order.shop, shipment.provider)
     since = (shipment.claimed_at or utcnow()) - FIND_MARGIN
-    # First: did an earlier attempt buy it before dying? Then never buy a second one.
-    label = client.find_label(shipment.reference, since=since)
+    # First: did an earlier attempt buy it before dying? Then never buy a second one. Any claim not fresh (a
+    # retry action, a requeue) may have had an attempt, whatever this job's own history says; and a cancelled
+    # order's label, however it came to be, must be found to be voided.
+    fresh = shipment.claimed_at is not None and utcnow() - shipment.claimed_at < MAYBE_BOUGHT_AFTER
+    must_look = look_first or not fresh or order.status == OrderStatus.CANCELLED
+    label = client.find_label(shipment.reference, since=since) if must_look else None
     if order.status == OrderStatus.CANCELLED:
         if label is not None:
             client.void_label(label)

@@ -38,7 +38,9 @@ def _step(ctx: JobContext, step: str, work: Callable[[Runtime, Session, int], st
 
 
 def buy_label(ctx: JobContext) -> None:
-    _step(ctx, "buy_label", shipping.buy_label)
+    look_first = ctx.may_have_run_before()
+    _step(ctx, "buy_label", lambda runtime, session, shipment_id: shipping.buy_label(
+        runtime, session, shipment_id, look_first=look_first))
 
 
 def void_label(ctx: JobContext) -> None:

@@ -155,9 +155,13 @@ def test_a_purchase_that_timed_out_is_found_on_retry_not_bought_again(
     with runtime.db.session() as session:
         row = session.execute(select(OutboxEvent).where(OutboxEvent.job == "buy_label")).scalar_one()
         assert row.status == "pending" and "no answer within 0.5 s" in (row.last_error or "")
+    # A first attempt on a fresh claim buys without listing the account's shipments (an index call per label
+    # would meet EasyPost's 5/s limit at peak); the retry looks first.
+    assert easypost.requests_to("/shipments", "GET") == []
     drain(runtime)
     assert_exactly_once(runtime, easypost, shopify, [order])
     assert len(easypost.requests_to("/buy", "POST")) == 1, "the retry found the label instead of buying"
+    assert len(easypost.requests_to("/shipments", "GET")) >= 1
 
 
 # --- carrier 500, 429 with Retry-After, a timeout, Shopify 500, Redis restarted --------------------------
