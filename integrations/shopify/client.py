@@ -29,7 +29,7 @@ from typing import Any
 import shopify
 from shopify.api_version import ApiVersion, InvalidVersionError, VersionNotFoundError
 
-from app.failures import PermanentError, TransientError
+from app.failures import Busy, PermanentError, TransientError
 from app.orders.types import NewOrder
 from integrations.base import ChangedOrders, FulfilmentPush, PayloadError, PushedRefund, RefundRequest, ShopAccess
 from integrations.shopify import queries
@@ -51,8 +51,9 @@ ALREADY_SUBSCRIBED = "already been taken"
 _SESSION_LOCK = threading.Lock()
 
 
-class _Throttled(TransientError):
-    """Shopify's cost bucket is empty (THROTTLED, or HTTP 429)."""
+class _Throttled(Busy):
+    """Shopify's cost bucket is empty (THROTTLED, or HTTP 429): not a failure, the job's turn comes when the
+    bucket has refilled, so a long throttled spell never uses up the job's attempts."""
 
 
 class _TimedGraphQL(shopify.GraphQL):  # type: ignore[misc]  # the package has no type hints
@@ -130,6 +131,15 @@ def throttle_wait(payload: Mapping[str, Any]) -> float | None:
     if rate <= 0:
         return None
     return round(max(0.0, (requested - available) / rate), 3)
+
+
+def _over_bucket(payload: Mapping[str, Any]) -> bool:
+    """Whether the query could never run: it costs more than a full bucket (waiting would never end)."""
+    cost = (payload.get("extensions") or {}).get("cost") or {}
+    try:
+        return float(cost["requestedQueryCost"]) > float(cost["throttleStatus"]["maximumAvailable"])
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _error_messages(payload: Any) -> str:
@@ -225,6 +235,8 @@ class ShopifyClient:
         codes = _error_codes(payload)
         message = f"Shopify GraphQL error: {_error_messages(payload)}"
         if "THROTTLED" in codes:
+            if _over_bucket(payload):
+                raise PermanentError(f"{message}: the query costs more than the shop's whole bucket holds")
             raise _Throttled(message, retry_after=throttle_wait(payload))
         if codes & TRANSIENT_ERROR_CODES:
             raise TransientError(message)
