@@ -37,10 +37,6 @@ def matches_any(expected: str | None, candidates: Iterable[str]) -> bool:
     return any(hmac.compare_digest(expected.encode(), c.encode()) for c in candidates)
 
 
-# --- what a webhook says ----------------------------------------------------------------------------------
-
-
-
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """A provider's `Retry-After` in seconds (header name in any case), or None when absent or not a number."""
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
@@ -48,6 +44,10 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         return max(float(value), 0.0) if value else None
     except ValueError:
         return None
+
+
+# --- what a webhook says ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Delivery:
