@@ -45,16 +45,16 @@ def _whole_second_after(delay: float) -> datetime:
     return datetime.fromtimestamp(math.ceil(utcnow().timestamp() + delay), tz=UTC)
 
 
-def _enqueue(runtime: Runtime, row: OutboxEvent, *, delay: float | None = None) -> str:
-    queue = Queue(str(spec_for(row.job).queue), connection=runtime.redis)
-    job_id = _new_job_id(row.id)
+def _enqueue(runtime: Runtime, outbox_id: int, job: str, *, delay: float | None = None) -> str:
+    queue = Queue(str(spec_for(job).queue), connection=runtime.redis)
+    job_id = _new_job_id(outbox_id)
     # The job outlives its first failure by long enough for the sweeper to read its status.
-    description = f"{row.job} (outbox {row.id})"
+    description = f"{job} (outbox {outbox_id})"
     if delay and delay > 0:
-        queue.enqueue_at(_whole_second_after(delay), RUNNER, row.id, job_id=job_id, result_ttl=3600,
+        queue.enqueue_at(_whole_second_after(delay), RUNNER, outbox_id, job_id=job_id, result_ttl=3600,
                          failure_ttl=7 * 24 * 3600, job_timeout=600, description=description)
     else:
-        queue.enqueue(RUNNER, row.id, job_id=job_id, result_ttl=3600, failure_ttl=7 * 24 * 3600,
+        queue.enqueue(RUNNER, outbox_id, job_id=job_id, result_ttl=3600, failure_ttl=7 * 24 * 3600,
                       job_timeout=600, description=description)
     return job_id
 
@@ -76,13 +76,12 @@ def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
     if not ids:
         return 0
     with runtime.db.session() as session:
-        found = session.execute(select(OutboxEvent).where(
-            OutboxEvent.id.in_(ids), OutboxEvent.status == "pending")).scalars().all()
-        session.expunge_all()
+        found = session.execute(select(OutboxEvent.id, OutboxEvent.job, OutboxEvent.next_attempt_at).where(
+            OutboxEvent.id.in_(ids), OutboxEvent.status == "pending")).all()
     # A row that asked to wait (a debounced Slack card, a text held for the morning) goes to RQ's scheduler.
     soon = utcnow() + timedelta(seconds=1)
-    later = [row for row in found if row.next_attempt_at is not None and row.next_attempt_at > soon]
-    rows = [(row.id, row.job) for row in found if row not in later]
+    later = [(outbox_id, job, due) for outbox_id, job, due in found if due is not None and due > soon]
+    rows = [(outbox_id, job) for outbox_id, job, due in found if due is None or due <= soon]
     marks = {outbox_id: _new_job_id(outbox_id) for outbox_id, _job in rows}
     by_queue: dict[str, list[Any]] = {}
     for outbox_id, job in rows:
@@ -94,8 +93,8 @@ def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
             for name, jobs in by_queue.items():
                 Queue(name, connection=runtime.redis).enqueue_many(jobs, pipeline=pipe)
             pipe.execute()
-        for row in later:
-            marks[row.id] = _enqueue(runtime, row, delay=((row.next_attempt_at or soon) - utcnow()).total_seconds())
+        for outbox_id, job, due in later:
+            marks[outbox_id] = _enqueue(runtime, outbox_id, job, delay=(due - utcnow()).total_seconds())
     except RedisError as error:
         log.warning("relay.redis_unavailable", error=str(error), waiting=len(found))
         return 0
@@ -110,7 +109,7 @@ def schedule_retry(runtime: Runtime, outbox_id: int) -> None:
             return
         delay = (row.next_attempt_at - utcnow()).total_seconds()
     try:
-        _mark_enqueued(runtime, {outbox_id: _enqueue(runtime, row, delay=delay)})
+        _mark_enqueued(runtime, {outbox_id: _enqueue(runtime, outbox_id, row.job, delay=delay)})
     except RedisError as error:
         log.warning("relay.retry_not_scheduled", outbox_id=outbox_id, error=str(error))
 
@@ -199,7 +198,7 @@ def sweep(runtime: Runtime, *, limit: int = 500) -> int:
         for row in rows:
             if row.enqueued_at is not None and _job_alive(runtime, row.rq_job_id):
                 continue
-            marks[row.id] = _enqueue(runtime, row)
+            marks[row.id] = _enqueue(runtime, row.id, row.job)
     except RedisError as error:
         log.warning("sweep.redis_unavailable", error=str(error))
     _mark_enqueued(runtime, marks)

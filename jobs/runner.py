@@ -108,7 +108,8 @@ def _run(runtime: Runtime, outbox_id: int, *, inline: int = 0) -> tuple[str, lis
             row = _locked(session, outbox_id)
             if row is None or row.status != "pending":
                 return "skipped: already closed", []
-            spec_for(job).func(JobContext(outbox_id, dict(row.payload), session, runtime))
+            spec_for(job).func(JobContext(outbox_id, dict(row.payload), session, runtime,
+                                          may_have_run_before=attempt > 1 or row.last_error is not None))
             row.status, row.finished_at, row.last_error = "done", utcnow(), None
             if inline:
                 events.dispatch(session)  # the listeners' jobs too (a label after packing, …)

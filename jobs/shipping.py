@@ -38,7 +38,7 @@ def _step(ctx: JobContext, step: str, work: Callable[[Runtime, Session, int], st
 
 
 def buy_label(ctx: JobContext) -> None:
-    look_first = ctx.may_have_run_before()
+    look_first = ctx.may_have_run_before
     _step(ctx, "buy_label", lambda runtime, session, shipment_id: shipping.buy_label(
         runtime, session, shipment_id, look_first=look_first))
 

@@ -28,7 +28,7 @@ from app import outbox, pacing
 from app.alerts import raise_alert
 from app.config import Settings
 from app.failures import PermanentError, TransientError
-from app.models import Order, OutboxEvent, SmsMessage
+from app.models import Order, SmsMessage
 from app.orders import actions
 from app.sms import consent, delivery, quiet, retention
 from app.sms.outbound import contact_for
@@ -143,10 +143,6 @@ def _record_sent(session: Session, message: SmsMessage, sent: SentMessage, order
                              message_id=message.id, kind=message.kind, segments=message.segments)
 
 
-def _attempts(session: Session, outbox_id: int) -> int:
-    return session.execute(select(OutboxEvent.attempts).where(OutboxEvent.id == outbox_id)).scalar_one_or_none() or 0
-
-
 def deliver_sms(ctx: JobContext) -> None:
     session, settings = ctx.session, ctx.runtime.settings
     message = _locked(session, ctx.int_arg("message_id"))
@@ -159,7 +155,7 @@ def deliver_sms(ctx: JobContext) -> None:
     client = _client(settings)
     claimed_at = message.claimed_at or utcnow()
     from_number = None if message.sender and message.sender.startswith("MG") else message.sender
-    if _attempts(session, ctx.outbox_id) > 1 or utcnow() - claimed_at > MAYBE_SENT_AFTER:
+    if ctx.may_have_run_before or utcnow() - claimed_at > MAYBE_SENT_AFTER:
         found = client.find_sent(to=message.phone, body=message.body, since=claimed_at - timedelta(seconds=5),
                                  from_=from_number)
         if found is not None:
