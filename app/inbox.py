@@ -8,13 +8,15 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.dialects import postgresql, sqlite
+import psycopg
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.models import InboundEvent
 from app.requestctx import current_request_id
-from app.store import utcnow
+from app.store import Database, utcnow
 
 # Headers worth keeping for replay and debugging; cookies and credentials never are.
 _DROPPED_HEADERS = {"authorization", "cookie", "proxy-authorization"}
@@ -27,8 +29,9 @@ def keepable_headers(headers: Mapping[str, str]) -> dict[str, str]:
 _INSERT_COLUMNS = ("provider", "shop_id", "topic", "delivery_id", "headers", "body", "status", "attempts",
                    "request_id", "received_at")
 
-# PostgreSQL gets the statement as plain SQL: this runs on every webhook, inside the sender's timeout, and
-# the driver-level call skips SQLAlchemy's compile-and-bind layer (measured ~15 % of the insert's cost).
+# PostgreSQL gets the statement as plain SQL on the pool's own DBAPI connection: this runs on every webhook,
+# inside the sender's timeout, and SQLAlchemy's connection and execution layers cost about a third of the
+# insert (measured 0.15 ms of 0.45 ms). Autocommitted: one round trip, durable before we answer.
 _PG_INSERT = (
     "INSERT INTO inbound_events (provider, shop_id, topic, delivery_id, headers, body, status, attempts, "
     "request_id, received_at) VALUES (%(provider)s, %(shop_id)s, %(topic)s, %(delivery_id)s, %(headers)s::jsonb, "
@@ -37,30 +40,48 @@ _PG_INSERT = (
 )
 
 
-@lru_cache(maxsize=4)
-def _insert_statement(dialect: str) -> Any:
+@lru_cache(maxsize=1)
+def _sqlite_insert() -> Any:
     # Built once, so each webhook only binds values to an already-compiled statement.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (insert(InboundEvent)
+    return (sqlite.insert(InboundEvent)
             .values({name: bindparam(name) for name in _INSERT_COLUMNS})
             .on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
             .returning(InboundEvent.id))
 
 
-def store_delivery(connection: Connection, *, provider: str, shop_id: int | None, topic: str, delivery_id: str,
+def store_delivery(db: Database, *, provider: str, shop_id: int | None, topic: str, delivery_id: str,
                    headers: Mapping[str, str], body: bytes) -> int | None:
-    """Insert the delivery; None when this delivery id was stored before. One statement, no ORM."""
+    """Insert the delivery, committed; None when this delivery id was stored before. One statement, no ORM."""
     values: dict[str, Any] = {
         "provider": provider, "shop_id": shop_id, "topic": topic, "delivery_id": delivery_id,
         "headers": keepable_headers(headers), "body": body, "status": "received", "attempts": 0,
         "request_id": current_request_id(), "received_at": utcnow(),
     }
-    if connection.dialect.name == "postgresql":
+    if db.dialect == "postgresql":
         values["headers"] = json.dumps(values["headers"])
-        inserted = connection.exec_driver_sql(_PG_INSERT, values).scalar()
+        inserted = _insert_postgresql(db, values)
     else:
-        inserted = connection.execute(_insert_statement(connection.dialect.name), values).scalar()
+        # pysqlite only commits an INSERT … RETURNING once its cursor is exhausted: .scalar() does that.
+        with db.engine.begin() as connection:
+            inserted = connection.execute(_sqlite_insert(), values).scalar()
     return None if inserted is None else int(inserted)
+
+
+def _insert_postgresql(db: Database, values: dict[str, Any]) -> Any:
+    connection = db.autocommit_engine.raw_connection()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_INSERT, values)
+            row = cursor.fetchone()
+    except psycopg.OperationalError as error:
+        # As SQLAlchemy does on a disconnect: this connection and the rest of the pool (all opened before
+        # the database went away) are dropped, and the caller answers 503 so the sender retries.
+        connection.invalidate(error)
+        db.autocommit_engine.dispose()
+        raise OperationalError(_PG_INSERT, None, error) from error
+    finally:
+        connection.close()
+    return row[0] if row else None
 
 
 def replay(session: Session, inbound_id: int) -> InboundEvent:

@@ -294,7 +294,9 @@ class InboundEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     provider: Mapped[str] = mapped_column(String(32))
-    shop_id: Mapped[int | None] = mapped_column(ForeignKey("shops.id", ondelete="SET NULL"))
+    # No foreign key: the receiver checked the shop, and a key would make every concurrent insert lock the
+    # same shop row (migration 0012).
+    shop_id: Mapped[int | None] = mapped_column(Integer)
     topic: Mapped[str] = mapped_column(String(128))
     delivery_id: Mapped[str] = mapped_column(String(255))
     # The order it turned out to be about (set by ingest), so an erasure can find the bodies to scrub.

@@ -14,7 +14,6 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from app import tracking
 from app.api.errors import error_response
 from app.inbox import store_delivery
-from app.webhooks import _write_connection
 from integrations.carriers import carrier
 from integrations.carriers.base import WebhookPayloadError, WebhookVerificationError
 from jobs.ingest import wake
@@ -44,9 +43,8 @@ def receive(slug: str) -> Response:
     except (ValueError, WebhookPayloadError) as error:
         message = str(error) if isinstance(error, WebhookPayloadError) else "the body is not JSON"
         return error_response(400, f"{spec.display_name} webhook: {message}", code="invalid_payload")
-    with _write_connection(runtime.db) as connection:
-        inbound_id = store_delivery(connection, provider=tracking.PROVIDER_PREFIX + slug, shop_id=None, topic=topic,
-                                    delivery_id=delivery_id, headers=request.headers, body=raw)
+    inbound_id = store_delivery(runtime.db, provider=tracking.PROVIDER_PREFIX + slug, shop_id=None, topic=topic,
+                                delivery_id=delivery_id, headers=request.headers, body=raw)
     if inbound_id is None:
         return jsonify(status="duplicate")
     wake(runtime, slot=inbound_id)

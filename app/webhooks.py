@@ -12,7 +12,6 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from app.api.errors import error_response
 from app.inbox import store_delivery
 from app.models import Shop
-from app.store import Database
 from integrations import channel
 from integrations.base import ChannelSpec, Delivery, WebhookVerificationError
 from jobs.ingest import wake
@@ -68,14 +67,6 @@ def _find_shop(spec: ChannelSpec, delivery: Delivery, path_ref: str | None) -> K
     return known
 
 
-def _write_connection(db: Database) -> Any:
-    """PostgreSQL: one autocommitted statement, a single round trip, durable before we answer. SQLite keeps
-    an explicit transaction: pysqlite only commits an INSERT … RETURNING once its cursor is exhausted."""
-    if db.dialect == "postgresql":
-        return db.autocommit_engine.connect()
-    return db.engine.begin()
-
-
 def receive(slug: str, path_ref: str | None = None) -> Response:
     spec = channel(slug)
     raw = request.get_data(cache=False)  # raises 413 past MAX_CONTENT_LENGTH, before any parsing
@@ -96,9 +87,8 @@ def receive(slug: str, path_ref: str | None = None) -> Response:
         log.warning("webhook.rejected", kind=slug, error=str(error))
         return error_response(401, str(error), code="invalid_signature")
     runtime = current_app.extensions["orderline"]
-    with _write_connection(runtime.db) as connection:
-        inbound_id = store_delivery(connection, provider=slug, shop_id=shop.id, topic=delivery.topic,
-                                    delivery_id=delivery.delivery_id, headers=headers, body=raw)
+    inbound_id = store_delivery(runtime.db, provider=slug, shop_id=shop.id, topic=delivery.topic,
+                                delivery_id=delivery.delivery_id, headers=headers, body=raw)
     if inbound_id is None:
         return jsonify(status="duplicate")
     wake(runtime, slot=inbound_id)

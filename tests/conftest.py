@@ -109,6 +109,14 @@ def database_url(request: pytest.FixtureRequest, _sqlite_root: Path, _migrated: 
 
 
 def _empty(db: Database) -> None:
+    try:
+        _delete_everything(db)
+    except sa.exc.OperationalError:  # a test restarted the database under this pool
+        db.engine.dispose()
+        _delete_everything(db)
+
+
+def _delete_everything(db: Database) -> None:
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with db.engine.begin() as connection:
         if db.dialect == "postgresql":

@@ -299,3 +299,26 @@ def test_the_signature_is_checked_over_the_exact_bytes_not_reserialised_json(
     headers = shopify_headers("orders/create", raw)
     headers["X-Shopify-Hmac-Sha256"] = sign(raw)
     assert client.post("/webhooks/shopify", data=compact, headers=headers).status_code == 401
+
+
+def test_a_database_restart_answers_503_once_then_the_retry_is_stored(
+    client: Any, runtime: Any, shop_id: int, deliver: Any, run_jobs: Any
+) -> None:
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("SQLite has no server to restart")
+    assert deliver("orders/updated", "orders_updated.json").status_code == 200  # the receiver's pool is open
+    with runtime.db.engine.connect() as connection:  # what a PostgreSQL restart does to its open connections
+        connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    runtime.db.engine.dispose()  # the jobs' pool is not what this test is about
+    raw = fixture_bytes("orders_create.json")
+    headers = shopify_headers("orders/create", raw)
+    refused = client.post("/webhooks/shopify", data=raw, headers=headers)
+    assert refused.status_code == 503 and "nothing was stored" in refused.get_json()["error"]["message"]
+    retried = client.post("/webhooks/shopify", data=raw, headers=headers)  # Shopify's retry: same webhook id
+    assert retried.status_code == 200 and retried.get_json()["status"] == "accepted"
+    run_jobs()
+    assert the_order(runtime, CREATE_ID).number == "#1010"
+    assert [row.topic for row in inbound_rows(runtime)] == ["orders/updated", "orders/create"]
+
