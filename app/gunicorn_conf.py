@@ -27,6 +27,12 @@ def on_starting(server):
     os.makedirs(_metrics_dir, exist_ok=True)
 
 
+def post_worker_init(worker):
+    # "Booting worker" is logged before the app is imported; this line says the worker can take requests
+    # (bench/webhooks.py waits for it, and so can a deploy script).
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
