@@ -7,7 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from app.models import OutboxEvent
@@ -48,8 +48,9 @@ def add_job(session: Session, job: JobName, **payload: Any) -> OutboxEvent:
     """Record that `job` must run with `payload` once this transaction commits."""
     row = OutboxEvent(job=str(job), payload=payload, request_id=current_request_id())
     session.add(row)
-    session.flush()
-    session.info.setdefault(SESSION_KEY, []).append(row.id)
+    # Not flushed here: the commit inserts every row a transaction added in one statement per flush, and
+    # the after-commit hook reads their ids then.
+    session.info.setdefault(SESSION_KEY, []).append(row)
     return row
 
 
@@ -79,5 +80,6 @@ def add_coalesced(session: Session, job: JobName, key: str,
 
 
 def take_committed_ids(session: Session) -> list[int]:
-    """The outbox ids this session committed; called once, from the after-commit hook."""
-    return session.info.pop(SESSION_KEY, [])
+    """The outbox ids this session committed; called once, from the after-commit hook. A row added inside
+    a savepoint that was rolled back is no longer persistent, and is left out."""
+    return [row.id for row in session.info.pop(SESSION_KEY, []) if inspect(row).persistent]

@@ -69,6 +69,15 @@ class Money(TypeDecorator[Decimal]):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+# session.info key: the caller rolls back the whole transaction on any failure and then redoes the work one
+# piece at a time (jobs/ingest.py), so code that would guard a piece with a SAVEPOINT can do without.
+ALL_OR_NOTHING = "orderline.all_or_nothing"
+
+
+def all_or_nothing(session: Session) -> bool:
+    return bool(session.info.get(ALL_OR_NOTHING))
+
+
 class Base(DeclarativeBase):
     pass
 

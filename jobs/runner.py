@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from app import events, outbox
@@ -76,15 +76,12 @@ def run_outbox(outbox_id: int) -> str:
 def _inline_steps(session: Session, budget: int, after: QueueName) -> list[int]:
     """Take up to `budget` of the outbox rows this transaction added that run in-process next, after a job
     of queue `after` (see INLINE_AFTER); the relay publishes the others after the commit."""
-    added: list[int] = session.info.get(outbox.SESSION_KEY, [])
+    added: list[OutboxEvent] = session.info.get(outbox.SESSION_KEY, [])
+    session.flush()  # their ids
     follows = INLINE_AFTER.get(after, frozenset())
-    chosen: list[int] = []
-    for row_id in added:
-        row = session.get(OutboxEvent, row_id)
-        if len(chosen) < budget and row is not None and spec_for(row.job).queue in follows:
-            chosen.append(row_id)
-    session.info[outbox.SESSION_KEY] = [row_id for row_id in added if row_id not in chosen]
-    return chosen
+    chosen = [row for row in added if inspect(row).persistent and spec_for(row.job).queue in follows][:budget]
+    session.info[outbox.SESSION_KEY] = [row for row in added if row not in chosen]
+    return [row.id for row in chosen]
 
 
 def _run(runtime: Runtime, outbox_id: int, *, inline: int = 0) -> tuple[str, list[int]]:

@@ -78,7 +78,7 @@ def add_outbox_job(runtime: Runtime, name: str, **payload: Any) -> int:
     """Record a job the way an action does; the commit publishes it."""
     with runtime.db.session() as session:
         row = add_job(session, name, **payload)  # type: ignore[arg-type]
-        return row.id
+    return row.id  # given by the commit
 
 
 def outbox_row(runtime: Runtime, outbox_id: int) -> OutboxEvent:
@@ -578,7 +578,8 @@ def test_classify_retries_the_network_and_stops_on_the_rest() -> None:
 def test_a_coalesced_request_joins_the_waiting_job_but_never_one_being_run(runtime: Runtime) -> None:
     def ask(reason: str) -> int:
         with runtime.db.session() as session:
-            return add_coalesced(session, JobName.SLACK_SYNC_CARD, "slack:card:7", order_id=7, reason=reason).id
+            row = add_coalesced(session, JobName.SLACK_SYNC_CARD, "slack:card:7", order_id=7, reason=reason)
+        return row.id
 
     first = ask("info")
     assert ask("update") == first, "a second request while the first waits is the same job"
@@ -621,7 +622,8 @@ def test_a_job_waiting_its_turn_never_runs_out_of_attempts(runtime: Runtime, run
 def test_slack_cards_are_served_before_the_bulk_of_the_work(runtime: Runtime) -> None:
     with runtime.db.session() as session:
         add_job(session, JobName.SEND_SMS, message_id=1)
-        card = add_job(session, JobName.SLACK_SYNC_CARD, order_id=1, reason="needs_person").id
+        card_row = add_job(session, JobName.SLACK_SYNC_CARD, order_id=1, reason="needs_person")
+    card = card_row.id
     staff = Queue(str(QueueName.STAFF), connection=runtime.redis)
     assert [job.args[0] for job in staff.get_jobs()] == [card]
     # a worker takes from the first queue with work, in this order: a card never waits behind a busy day's

@@ -26,7 +26,7 @@ from app.orders.errors import Conflict, Forbidden, IllegalTransition, InvalidOrd
 from app.orders.statuses import CANCELLABLE, OrderStatus, can_transition
 from app.orders.types import Actor, ActorKind, NewAddress, NewOrder, NewRefund, Role
 from app.requestctx import current_request_id
-from app.store import utcnow
+from app.store import all_or_nothing, utcnow
 
 
 def record_event(
@@ -216,7 +216,7 @@ def triage(session: Session, order_id: int, actor: Actor | None = None) -> Order
     else:
         record_event(session, order, actor, "order.needs_review", "Waiting for review", reasons=[])
     _flush(session, order)
-    if auto:  # after the flush: add_job flushes too, and a version conflict must surface from _flush
+    if auto:
         outbox.add_job(session, outbox.JobName.ALLOCATE_ORDER, order_id=order.id)
     return order
 
@@ -429,9 +429,13 @@ def apply_channel_order(session: Session, shop: Shop, data: NewOrder) -> tuple[O
     if not data.external_id:
         raise InvalidOrder("a channel order needs its channel id", fields={"external_id": ["is required"]})
     actor = _channel_actor(shop)
-    order = session.execute(
-        select(Order).where(Order.shop_id == shop.id, Order.external_id == data.external_id).with_for_update()
-    ).scalar_one_or_none()
+    # No autoflush: every order this session created is flushed already (create_order does it, for its id),
+    # so what is pending is timelines and outbox rows, which can go in with the next flush (an ingest batch
+    # then flushes once per order, not twice).
+    with session.no_autoflush:
+        order = session.execute(
+            select(Order).where(Order.shop_id == shop.id, Order.external_id == data.external_id).with_for_update()
+        ).scalar_one_or_none()
     if order is None:
         order = _create_from_channel(session, shop, data, actor)
         if order is not None:
@@ -448,7 +452,7 @@ def apply_channel_order(session: Session, shop: Shop, data: NewOrder) -> tuple[O
 
 
 def _create_from_channel(session: Session, shop: Shop, data: NewOrder, actor: Actor) -> Order | None:
-    savepoint = session.begin_nested()
+    savepoint = None if all_or_nothing(session) else session.begin_nested()
     try:
         order = create_order(session, shop, data, actor)
         for refund in data.refunds:
@@ -457,9 +461,12 @@ def _create_from_channel(session: Session, shop: Shop, data: NewOrder, actor: Ac
             order.status, order.cancel_reason = str(OrderStatus.CANCELLED), data.cancel_reason
             record_event(session, order, actor, "order.cancelled",
                          f"Cancelled on {shop.channel}" + (f": {data.cancel_reason}" if data.cancel_reason else ""))
-        savepoint.commit()
+        if savepoint is not None:
+            savepoint.commit()
         return order
     except IntegrityError:
+        if savepoint is None:
+            raise  # the caller redoes the whole transaction, this time with a savepoint here
         savepoint.rollback()
         return None
 

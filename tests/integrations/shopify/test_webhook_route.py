@@ -322,3 +322,21 @@ def test_a_database_restart_answers_503_once_then_the_retry_is_stored(
     assert the_order(runtime, CREATE_ID).number == "#1010"
     assert [row.topic for row in inbound_rows(runtime)] == ["orders/updated", "orders/create"]
 
+
+def test_one_bad_order_in_a_batch_fails_alone_and_the_rest_arrive(
+    client: Any, runtime: Any, shop_id: int, run_jobs: Any
+) -> None:
+    """Ingest applies a batch all or nothing first; a delivery that fails makes it redo the batch one delivery
+    at a time, so the failure is recorded with its reason and every other order still lands, once."""
+    good = fixture_bytes("orders_create.json")
+    bad = fixture_bytes("orders_create__snowboards.json").replace(b'"currency": "USD"', b'"currency": "XYZ"', 1)
+    for raw in (good, bad, fixture_bytes("orders_cancelled.json")):
+        topic = "orders/cancelled" if raw.count(b'"cancelled_at": null') == 0 else "orders/create"
+        assert client.post("/webhooks/shopify", data=raw, headers=shopify_headers(topic, raw)).status_code == 200
+    run_jobs()
+    rows = inbound_rows(runtime)
+    assert [row.status for row in rows] == ["processed", "failed", "processed"]
+    assert "'XYZ' is not an ISO 4217 currency code" in str(rows[1].error)
+    assert [row.attempts for row in rows] == [1, 1, 1]
+    assert count(runtime, Order) == 2 and the_order(runtime, CREATE_ID).number == "#1010"
+    assert the_order(runtime, SNOWBOARDS_ID).status == "cancelled"
