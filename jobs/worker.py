@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 import structlog
@@ -41,6 +42,21 @@ def prepare_for_forking() -> None:
     import integrations.slack.client  # noqa: F401 - slack_sdk's WebClient
 
     configure_mappers()
+    _freeze_long_lived_objects()
+
+
+_frozen = False
+
+
+def _freeze_long_lived_objects() -> None:
+    """Once per process: the modules, SDKs and mappers just loaded (some 180,000 objects) live as long as the
+    worker; frozen, a full garbage collection no longer walks them (65-75 ms each time) and forked work horses
+    leave their memory pages shared."""
+    global _frozen  # noqa: PLW0603
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
 
 
 def run_worker(runtime: Runtime, queue_names: Sequence[str] = (), *, burst: bool = False,
