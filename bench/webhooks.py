@@ -1,8 +1,8 @@
 """Webhook receiver benchmark: Orderline's Shopify receiver against a bare Flask endpoint and a minimal
-correct receiver, each under gunicorn on PostgreSQL and Redis, driven by wrk; then the drain time until
-every accepted webhook is an order.
+correct receiver, each under gunicorn on PostgreSQL and Redis, driven by wrk in turns for a few rounds; then
+the drain time until every accepted webhook is an order.
 
-    .venv/bin/python bench/webhooks.py [--seconds 10] [--connections 16] [--workers 2]
+    .venv/bin/python bench/webhooks.py [--seconds 10] [--rounds 3] [--connections 16] [--workers 2 | 0: no drain]
 
 Needs wrk (Debian package `wrk`), PostgreSQL (BENCH_POSTGRES, default the local server) and redis-server
 on PATH (a private one is started on a free port). Everything it creates is removed at the end.
@@ -21,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ SECRET = "bench-shopify-secret"
 SHOP = "bench.myshopify.com"
 PG = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 WARMUP_SECONDS = 3
+MINIMAL = "minimal receiver (HMAC, insert, LPUSH)"
 FIXTURE_CANDIDATES = [ROOT / "tests/integrations/shopify/fixtures/orders_create.json",
                       ROOT.parent / "shared/fixtures/shopify/orders_create.json"]
 
@@ -93,6 +95,23 @@ def make_requests(path: Path, count: int, first: int = 0) -> None:
             out.write(f"bench-{n}\t{sig}\t{body}\n")
 
 
+def serve(stack: contextlib.ExitStack, target: str, env: dict[str, str], log: Path, workers: int) -> int:
+    """Start `target` under gunicorn as the Procfile does; return its port once every worker is ready."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", "--config", "python:app.gunicorn_conf", "--bind", f"127.0.0.1:{port}",
+           target]
+    log_start = log.stat().st_size if log.exists() else 0
+    stack.enter_context(process(cmd, env, log))
+    # The port answers as soon as the master binds; workers import the app after that.
+    wait_port(port)
+    wait_workers_ready(log, log_start, workers)
+    return port
+
+
+def cell(values: list[float], form: str) -> str:
+    return f"**{form.format(statistics.median(values))}** ({' / '.join(form.format(v) for v in values)})"
+
+
 def wrk(port: int, requests_file: Path, seconds: int, connections: int) -> dict[str, float]:
     threads = 2
     output = subprocess.run(  # noqa: S603
@@ -117,9 +136,10 @@ def count(dsn: str, sql: str) -> int:
 
 def main() -> None:  # noqa: PLR0915
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
+    parser.add_argument("--rounds", type=int, default=3, help="measured runs of each receiver, taken in turns")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2, help="RQ worker processes for the drain")
+    parser.add_argument("--workers", type=int, default=2, help="RQ worker processes for the drain (0: no drain)")
     parser.add_argument("--web-workers", type=int, default=5, help="gunicorn workers for every receiver")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class for every receiver")
     args = parser.parse_args()
@@ -131,7 +151,7 @@ def main() -> None:  # noqa: PLR0915
     admin.execute(f'CREATE DATABASE "{db_name}"')
     dsn = PG.rsplit("/", 1)[0] + f"/{db_name}"
     redis_port = free_port()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, list[dict[str, float]]] = {}
     try:
         with process([shutil.which("redis-server") or "redis-server", "--port", str(redis_port), "--save", "",
                       "--appendonly", "no", "--maxmemory-policy", "noeviction"], dict(os.environ), tmp / "redis.log"):
@@ -148,32 +168,32 @@ def main() -> None:  # noqa: PLR0915
                 conn.execute("INSERT INTO shops (channel, name, external_id, currency, timezone, locale, settings, "
                              "active, next_order_number, created_at, updated_at) VALUES ('shopify', 'Bench', %s, "
                              "'USD', 'UTC', 'en', '{}', true, 1001, now(), now())", (SHOP,))
-            requests_file = tmp / "requests.tsv"
-            make_requests(requests_file, 40_000)
-            # Warm-up requests have ids of their own, so the measured run never meets a duplicate.
+            # Every round has request ids of its own (so does the warm-up): no measured request is a duplicate.
+            round_files = [tmp / f"round{n}.tsv" for n in range(args.rounds)]
+            for n, path in enumerate(round_files):
+                make_requests(path, 30_000, first=(n + 1) * 1_000_000)
             warmup_file = tmp / "warmup.tsv"
-            make_requests(warmup_file, 10_000, first=100_000)
+            make_requests(warmup_file, 10_000)
             targets = {"bare Flask (200 only)": "bench.apps:ping_app",
-                       "minimal receiver (HMAC, insert, LPUSH)": "bench.apps:minimal_app",
+                       MINIMAL: "bench.apps:minimal_app",
                        "Orderline /webhooks/shopify": "app:create_app()"}
-            for name, target in targets.items():
-                port = free_port()
-                cmd = [sys.executable, "-m", "gunicorn", "--config", "python:app.gunicorn_conf", "--bind",
-                       f"127.0.0.1:{port}", target]
-                log_start = (tmp / "gunicorn.log").stat().st_size if (tmp / "gunicorn.log").exists() else 0
-                with process(cmd, env, tmp / "gunicorn.log"):
-                    # The port answers as soon as the master binds; workers import the app after that.
-                    wait_port(port)
-                    wait_workers_ready(tmp / "gunicorn.log", log_start, args.web_workers)
-                    # An unmeasured run opens every thread's connections.
+            with contextlib.ExitStack() as servers:
+                ports = {name: serve(servers, target, env, tmp / "gunicorn.log", args.web_workers)
+                         for name, target in targets.items()}
+                for port in ports.values():  # unmeasured: every thread opens its connections
                     wrk(port, warmup_file, WARMUP_SECONDS, args.connections)
-                    results[name] = wrk(port, requests_file, args.seconds, args.connections)
-            accepted = count(dsn, "SELECT count(*) FROM inbound_events")
+                # The receivers take turns, round after round, so a slow minute of a shared machine falls on
+                # all of them rather than on one.
+                for path in round_files:
+                    for name, port in ports.items():
+                        results.setdefault(name, []).append(wrk(port, path, args.seconds, args.connections))
+            accepted = count(dsn, "SELECT count(*) FROM inbound_events") if args.workers else 0
             started = time.monotonic()
             workers = [contextlib.ExitStack() for _ in range(args.workers)]
             for n, stack in enumerate(workers):
-                stack.enter_context(process([sys.executable, "-m", "app", "worker", "--simple"], env,  # as the Procfile
-                                                    tmp / f"worker{n}.log"))
+                # In-process workers, as the Procfile runs them.
+                command = [sys.executable, "-m", "app", "worker", "--simple"]
+                stack.enter_context(process(command, env, tmp / f"worker{n}.log"))
             deadline = started + 600
             orders = 0
             while time.monotonic() < deadline:
@@ -189,15 +209,18 @@ def main() -> None:  # noqa: PLR0915
         admin.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
-    minimal = results["minimal receiver (HMAC, insert, LPUSH)"]["rps"]
-    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s, gunicorn --config app/gunicorn_conf.py "
-          f"(WEB_CONCURRENCY={args.web_workers}, {args.worker_class}), PostgreSQL + Redis on loopback, "
-          f"{os.cpu_count()} cores\n")
-    print("| receiver | req/s | vs minimal | p50 ms | p99 ms | non-2xx |")
+    print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s × {args.rounds} rounds, gunicorn --config "
+          f"app/gunicorn_conf.py (WEB_CONCURRENCY={args.web_workers}, {args.worker_class}), PostgreSQL + Redis "
+          f"on loopback, {os.cpu_count()} cores; each cell: the median, then every round\n")
+    print("| receiver | req/s | vs minimal (same round) | p50 ms | p99 ms | non-2xx |")
     print("|---|---|---|---|---|---|")
-    for name, r in results.items():
-        print(f"| {name} | {r['rps']:.0f} | {r['rps'] / minimal:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-              f"| {r['non_2xx']:.0f} |")
+    for name, runs in results.items():
+        ratios = [run["rps"] / base["rps"] for run, base in zip(runs, results[MINIMAL], strict=True)]
+        print(f"| {name} | {cell([r['rps'] for r in runs], '{:,.0f}')} | {cell(ratios, '{:.2f}')} "
+              f"| {cell([r['p50_ms'] for r in runs], '{:.1f}')} | {cell([r['p99_ms'] for r in runs], '{:.1f}')} "
+              f"| {sum(r['non_2xx'] for r in runs):.0f} |")
+    if not args.workers:
+        return
     print(f"\ndrain: {orders} of {accepted} accepted webhooks became orders in {drain:.1f} s "
           f"with {args.workers} worker(s): {orders / drain:.0f} orders/s")
 
