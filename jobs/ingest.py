@@ -165,6 +165,7 @@ def _ingest_rows(runtime: Runtime, limit: int, *, all_or_nothing: bool) -> tuple
                 later = ingest_one(runtime, session, inbound)
                 if later is not None and (retry_at is None or later < retry_at):
                     retry_at = later
+            actions.flush_new_orders(session)
     finally:
         clear_request_id()
     return len(rows), retry_at

@@ -177,12 +177,30 @@ def create_order(session: Session, shop: Shop, data: NewOrder, actor: Actor) -> 
     if data.billing_address:
         order.addresses.append(_address("billing", data.billing_address))
     session.add(order)
-    session.flush()
     record_event(session, order, actor, "order.received",
                  f"Order {order.number} received from {shop.channel}",
                  total=str(total), currency=data.currency, items=sum(i.quantity for i in data.line_items))
+    if all_or_nothing(session):
+        # An ingest batch: the order gets its id, and its triage job, with the batch's one flush.
+        session.info.setdefault(_UNFLUSHED, {})[(shop.id, order.external_id)] = order
+        return order
+    session.flush()
     outbox.add_job(session, outbox.JobName.TRIAGE_ORDER, order_id=order.id)
     return order
+
+
+# session.info key: the orders an all-or-nothing batch created and has not flushed yet, by (shop, channel id).
+_UNFLUSHED = "orderline.unflushed_orders"
+
+
+def flush_new_orders(session: Session) -> None:
+    """End of an all-or-nothing ingest batch: insert the orders it created (one statement per table, not a
+    flush per order) and ask for their triage."""
+    created = session.info.pop(_UNFLUSHED, {})
+    if created:
+        session.flush()
+        for order in created.values():
+            outbox.add_job(session, outbox.JobName.TRIAGE_ORDER, order_id=order.id)
 
 
 # --- acting on an order ---------------------------------------------------------------------------------
@@ -429,13 +447,16 @@ def apply_channel_order(session: Session, shop: Shop, data: NewOrder) -> tuple[O
     if not data.external_id:
         raise InvalidOrder("a channel order needs its channel id", fields={"external_id": ["is required"]})
     actor = _channel_actor(shop)
-    # No autoflush: every order this session created is flushed already (create_order does it, for its id),
-    # so what is pending is timelines and outbox rows, which can go in with the next flush (an ingest batch
-    # then flushes once per order, not twice).
-    with session.no_autoflush:
-        order = session.execute(
-            select(Order).where(Order.shop_id == shop.id, Order.external_id == data.external_id).with_for_update()
-        ).scalar_one_or_none()
+    # No autoflush: an order this session created is either flushed already (create_order does it, for its
+    # id) or waiting for an ingest batch's one flush (found in _UNFLUSHED); what else is pending, timelines
+    # and outbox rows, can go in with the next flush.
+    order = session.info.get(_UNFLUSHED, {}).get((shop.id, data.external_id))
+    if order is None:
+        with session.no_autoflush:
+            order = session.execute(
+                select(Order).where(Order.shop_id == shop.id, Order.external_id == data.external_id)
+                .with_for_update()
+            ).scalar_one_or_none()
     if order is None:
         order = _create_from_channel(session, shop, data, actor)
         if order is not None:
