@@ -1,6 +1,5 @@
 """gunicorn settings for the Procfile's web process."""
 
-import gc
 import multiprocessing
 import os
 import shutil
@@ -29,11 +28,9 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    # The app's modules, SDKs and mappers are some 180,000 objects that live as long as the process: a full
-    # garbage collection walked all of them (65-75 ms with every thread of the worker stopped, a webhook's
-    # p99). Frozen, the collector only walks what requests allocate.
-    gc.collect()
-    gc.freeze()
+    from app.runtime import freeze_long_lived_objects
+
+    freeze_long_lived_objects()  # a full collection's pause was a webhook's p99
     # "Booting worker" is logged before the app is imported; this line says the worker can take requests
     # (bench/webhooks.py waits for it, and so can a deploy script).
     worker.log.info("Worker ready (pid: %s)", worker.pid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -47,3 +48,18 @@ def current() -> Runtime:
     if _current is None:
         raise RuntimeError("no Orderline runtime installed: start jobs through `orderline worker`")
     return _current
+
+
+_frozen = False
+
+
+def freeze_long_lived_objects() -> None:
+    """Once per process, after the app and its SDKs are loaded (gunicorn's post_worker_init, a worker's start):
+    those ~180,000 objects live as long as the process, and a full garbage collection walked them all (65-75 ms
+    with every thread stopped). Frozen, the collector walks only what requests and jobs allocate, and forked
+    work horses leave the frozen objects' memory pages shared."""
+    global _frozen  # noqa: PLW0603
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Sequence
 
 import structlog
@@ -10,7 +9,7 @@ from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 from rq.worker import BaseWorker
 
-from app.runtime import Runtime
+from app.runtime import Runtime, freeze_long_lived_objects
 from jobs.queues import ALL_QUEUES
 from jobs.relay import FORK_GUARD, Sweeper
 
@@ -42,21 +41,7 @@ def prepare_for_forking() -> None:
     import integrations.slack.client  # noqa: F401 - slack_sdk's WebClient
 
     configure_mappers()
-    _freeze_long_lived_objects()
-
-
-_frozen = False
-
-
-def _freeze_long_lived_objects() -> None:
-    """Once per process: the modules, SDKs and mappers just loaded (some 180,000 objects) live as long as the
-    worker; frozen, a full garbage collection no longer walks them (65-75 ms each time) and forked work horses
-    leave their memory pages shared."""
-    global _frozen  # noqa: PLW0603
-    if not _frozen:
-        gc.collect()
-        gc.freeze()
-        _frozen = True
+    freeze_long_lived_objects()
 
 
 def run_worker(runtime: Runtime, queue_names: Sequence[str] = (), *, burst: bool = False,
