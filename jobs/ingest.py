@@ -140,9 +140,7 @@ def ingest_batch(runtime: Runtime, limit: int = BATCH) -> tuple[int, datetime | 
     try:
         return _ingest_rows(runtime, limit, all_or_nothing=True)
     except Exception as error:  # noqa: BLE001 - whatever it was, nothing of that attempt was committed
-        cause = error.__cause__ if isinstance(error, RedoOneByOne) else error
-        log.info("ingest.batch_redone_one_by_one", delivery=str(error) if cause is not error else None,
-                 error=f"{type(cause).__name__}: {cause}"[:300])
+        log.info("ingest.batch_redone_one_by_one", error=f"{type(error).__name__}: {error}"[:300])
         return _ingest_rows(runtime, limit, all_or_nothing=False)
 
 
@@ -195,6 +193,10 @@ def ingest_one(runtime: Runtime, session: Session, inbound: InboundEvent) -> dat
     return None
 
 
+# What a delivery that cannot be applied raises: it is recorded as failed with the reason, never retried.
+UNUSABLE_PAYLOAD = (PayloadError, OrderError, ValueError, KeyError, TypeError, AttributeError)
+
+
 def process(runtime: Runtime, session: Session, inbound: InboundEvent) -> tuple[str, str | None]:
     """Apply one delivery. Returns (status, reason): processed, ignored, stale or failed.
 
@@ -214,7 +216,7 @@ def process(runtime: Runtime, session: Session, inbound: InboundEvent) -> tuple[
         return "failed", "the shop this delivery belongs to no longer exists"
     try:
         event = handler(json.loads(inbound.body))
-    except (PayloadError, OrderError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except UNUSABLE_PAYLOAD as error:
         # json.JSONDecodeError and UnicodeDecodeError are ValueErrors: a signed body that is not JSON.
         return "failed", _reason(error)
     # A delivery that calls the channel's API keeps its savepoint even in an all-or-nothing batch: its 429
@@ -225,9 +227,9 @@ def process(runtime: Runtime, session: Session, inbound: InboundEvent) -> tuple[
         if savepoint is not None:
             savepoint.commit()
         return status, None
-    except (TransientError, PayloadError, OrderError, ValueError, KeyError, TypeError, AttributeError) as error:
+    except (TransientError, *UNUSABLE_PAYLOAD) as error:
         if savepoint is None:
-            raise RedoOneByOne(f"{inbound.provider} delivery {inbound.id}") from error
+            raise RedoOneByOne(f"{inbound.provider} delivery {inbound.id}: {type(error).__name__}: {error}") from error
         savepoint.rollback()
         if isinstance(error, TransientError):
             raise
