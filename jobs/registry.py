@@ -19,12 +19,17 @@ from jobs.queues import QueueName
 class JobSpec:
     func: Callable[[JobContext], None]
     queue: QueueName
+    # Touches nothing but the database: the runner may run it inside the transaction of the step that asked
+    # for it (jobs/runner.py), as nobody else can see its row before that transaction commits. Not for a step
+    # after allocation: allocating locks the stock rows until the commit, and a popular SKU's row is every
+    # order's (picking and packing in the same transaction made the others wait 8 ms per order instead of 1).
+    local: bool = False
 
 
 JOBS: dict[str, JobSpec] = {
-    JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT),
+    JobName.TRIAGE_ORDER: JobSpec(orders.triage_order, QueueName.FULFILMENT, local=True),
     JobName.RECONCILE_SHOP: JobSpec(reconcile.reconcile_shop, QueueName.PROVIDERS),
-    JobName.ALLOCATE_ORDER: JobSpec(fulfilment.allocate_order, QueueName.FULFILMENT),
+    JobName.ALLOCATE_ORDER: JobSpec(fulfilment.allocate_order, QueueName.FULFILMENT, local=True),
     # shipping helper
     JobName.AUTO_PICK_PACK: JobSpec(shipping.auto_pick_pack, QueueName.FULFILMENT),
     JobName.BUY_LABEL: JobSpec(shipping.buy_label, QueueName.PROVIDERS),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -131,30 +133,53 @@ def lease_seconds(runtime: Runtime) -> int:
     return max(int(runtime.settings.worker_ttl_seconds), 2)
 
 
+# Every lease this process holds, renewed by one thread of its own (not a thread per job).
+_held: dict[int, tuple[Any, int]] = {}
+_held_lock = threading.Lock()
+_keeper_pid: int | None = None
+
+
+def _renew(redis: Any, outbox_id: int, ttl: int) -> None:
+    try:
+        redis.set(lease_key(outbox_id), "1", ex=ttl)
+    except RedisError as error:
+        log.warning("lease.not_renewed", outbox_id=outbox_id, error=str(error))
+
+
+def _keep_renewing() -> None:
+    while True:
+        with _held_lock:
+            holds = list(_held.items())
+        for outbox_id, (redis, ttl) in holds:
+            _renew(redis, outbox_id, ttl)
+        time.sleep(min([ttl / 3 for _, (_, ttl) in holds] + [1.0]))
+
+
+def _forget_parent_leases() -> None:
+    global _held_lock, _keeper_pid
+    _held.clear()
+    _held_lock, _keeper_pid = threading.Lock(), None  # the parent's thread (and its lock's state) stayed behind
+
+
+os.register_at_fork(after_in_child=_forget_parent_leases)
+
+
 @contextmanager
 def held_lease(runtime: Runtime, outbox_id: int) -> Iterator[None]:
     """Hold outbox row `outbox_id`'s lease while the block runs. Redis being down only skips renewals."""
+    global _keeper_pid
     ttl = lease_seconds(runtime)
-    stop = threading.Event()
-
-    def renew() -> None:
-        try:
-            runtime.redis.set(lease_key(outbox_id), "1", ex=ttl)
-        except RedisError as error:
-            log.warning("lease.not_renewed", outbox_id=outbox_id, error=str(error))
-
-    def keep_renewing() -> None:
-        while not stop.wait(ttl / 3):
-            renew()
-
-    renew()
-    thread = threading.Thread(target=keep_renewing, name=f"orderline-lease-{outbox_id}", daemon=True)
-    thread.start()
+    _renew(runtime.redis, outbox_id, ttl)
+    with _held_lock:
+        _held[outbox_id] = (runtime.redis, ttl)
+        if _keeper_pid != os.getpid():
+            _keeper_pid = os.getpid()
+            threading.Thread(target=_keep_renewing, name="orderline-leases", daemon=True).start()
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=1)
+        with _held_lock:
+            _held.pop(outbox_id, None)
 
 
 def _job_alive(runtime: Runtime, job_id: str | None) -> bool:

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import events, outbox
@@ -16,7 +16,7 @@ from app.failures import Busy
 from app.models import OutboxEvent
 from app.requestctx import bind_request_id, clear_request_id
 from app.runtime import Runtime
-from app.store import utcnow
+from app.store import Database, utcnow
 from jobs import relay
 from jobs.context import JobContext
 from jobs.queues import QueueName
@@ -50,6 +50,10 @@ INLINE_AFTER: dict[QueueName, frozenset[QueueName]] = {
 }
 INLINE_MAX_STEPS = 8
 INLINE_MAX_SECONDS = 60.0
+# Local steps (JobSpec.local: the database only) go further: they run inside the very transaction of the step
+# that asked for them, as nobody else can see their rows before it commits. An order's triage and allocation
+# are one transaction instead of two pairs. At most this many per transaction.
+LOCAL_MAX_STEPS = 8
 
 
 def run_outbox(outbox_id: int) -> str:
@@ -73,6 +77,56 @@ def run_outbox(outbox_id: int) -> str:
     return result
 
 
+def _claim(db: Database, outbox_id: int) -> tuple[int, str, str | None] | str:
+    """Count an attempt on the row if it is pending and due, in one statement of its own transaction:
+    counted before running, so a job that kills its worker every time still runs out of attempts. A second
+    copy of a running job waits here on the row's lock. Returns (attempt, job, request id), or why not."""
+    row = OutboxEvent
+    due = utcnow() + timedelta(seconds=1)
+    statement = (update(row).where(row.id == outbox_id, row.status == "pending",
+                                   or_(row.next_attempt_at.is_(None), row.next_attempt_at <= due))
+                 .values(attempts=row.attempts + 1).returning(row.attempts, row.job, row.request_id))
+    engine = db.autocommit_engine if db.dialect == "postgresql" else db.engine
+    with engine.begin() as connection:
+        claimed = connection.execute(statement).first()
+        if claimed is None:
+            status = connection.execute(select(row.status).where(row.id == outbox_id)).scalar()
+            return "skipped: not due yet" if status == "pending" else "skipped: already closed"
+    return claimed.attempts, claimed.job, claimed.request_id
+
+
+def _next_local_step(session: Session, after: QueueName, tried: set[int]) -> OutboxEvent | None:
+    session.flush()  # the rows' own state, and their ids
+    follows = INLINE_AFTER.get(after, frozenset())
+    added: list[OutboxEvent] = session.info.get(outbox.SESSION_KEY, [])
+    for row in added:
+        spec = spec_for(row.job)
+        if (spec.local and spec.queue in follows and row.id not in tried and inspect(row).persistent
+                and row.status == "pending"):
+            return row
+    return None
+
+
+def _run_local_steps(runtime: Runtime, session: Session, after: QueueName) -> None:
+    """Run the local steps this transaction asked for (and those they ask for in turn) inside it, each in a
+    savepoint: one that fails is rolled back alone and stays pending, to be published after the commit and
+    run as its own job, its error in the log."""
+    tried: set[int] = set()
+    while len(tried) < LOCAL_MAX_STEPS and (row := _next_local_step(session, after, tried)) is not None:
+        tried.add(row.id)
+        try:
+            with session.begin_nested():
+                spec_for(row.job).func(JobContext(row.id, dict(row.payload), session, runtime))
+                row.status, row.attempts, row.finished_at = "done", 1, utcnow()
+                events.dispatch(session)
+        except Exception as error:
+            log.warning("job.local_step_failed", outbox_id=row.id, job=row.job,
+                        error=f"{type(error).__name__}: {error}"[:500])
+            continue
+        session.info[outbox.SESSION_KEY].remove(row)  # closed: nothing for the relay to publish
+        log.info("job.done", outbox_id=row.id, job=row.job, attempt=1, local=True)
+
+
 def _inline_steps(session: Session, budget: int, after: QueueName) -> list[int]:
     """Take up to `budget` of the outbox rows this transaction added that run in-process next, after a job
     of queue `after` (see INLINE_AFTER); the relay publishes the others after the commit."""
@@ -86,15 +140,10 @@ def _inline_steps(session: Session, budget: int, after: QueueName) -> list[int]:
 
 def _run(runtime: Runtime, outbox_id: int, *, inline: int = 0) -> tuple[str, list[int]]:
     db = runtime.db
-    with db.session() as session:
-        row = _locked(session, outbox_id)
-        if row is None or row.status != "pending":
-            return "skipped: already closed", []
-        if row.next_attempt_at and row.next_attempt_at > utcnow() + timedelta(seconds=1):
-            return "skipped: not due yet", []
-        # Counted before running, so a job that kills its worker every time still runs out of attempts.
-        row.attempts += 1
-        attempt, job, request_id = row.attempts, row.job, row.request_id
+    claimed = _claim(db, outbox_id)
+    if isinstance(claimed, str):
+        return claimed, []
+    attempt, job, request_id = claimed
     bind_request_id(request_id)
     log_ = log.bind(outbox_id=outbox_id, job=job, attempt=attempt)
     policy = policy_for(runtime)
@@ -110,6 +159,7 @@ def _run(runtime: Runtime, outbox_id: int, *, inline: int = 0) -> tuple[str, lis
             row.status, row.finished_at, row.last_error = "done", utcnow(), None
             if inline:
                 events.dispatch(session)  # the listeners' jobs too (a label after packing, …)
+                _run_local_steps(runtime, session, spec_for(job).queue)
             next_steps = _inline_steps(session, inline, spec_for(job).queue) if inline else []
         log_.info("job.done")
         return "done", next_steps

@@ -70,8 +70,8 @@ def run_all_jobs(runtime: Runtime) -> bool:
 
 
 def register_job(monkeypatch: pytest.MonkeyPatch, name: str, func: Callable[[JobContext], None],
-                 queue: QueueName = QueueName.BACKGROUND) -> None:
-    monkeypatch.setitem(job_registry.JOBS, name, job_registry.JobSpec(func, queue))
+                 queue: QueueName = QueueName.BACKGROUND, *, local: bool = False) -> None:
+    monkeypatch.setitem(job_registry.JOBS, name, job_registry.JobSpec(func, queue, local=local))
 
 
 def add_outbox_job(runtime: Runtime, name: str, **payload: Any) -> int:
@@ -515,6 +515,65 @@ def test_a_failed_job_does_not_undo_or_half_apply_its_writes(runtime: Runtime, r
     with runtime.db.session() as session:
         shop = session.get(Shop, manual_shop)
         assert shop is not None and shop.name == "Phone sales", "the job's writes rolled back with it"
+
+
+def _rename_shop_then_ask_for(next_job: str) -> Callable[[JobContext], None]:
+    def step(ctx: JobContext) -> None:
+        shop = ctx.session.get(Shop, ctx.int_arg("shop_id"))
+        assert shop is not None
+        shop.name = "renamed by the first step"
+        add_job(ctx.session, next_job, shop_id=shop.id)  # type: ignore[arg-type]
+    return step
+
+
+def test_a_local_step_runs_inside_the_transaction_that_asked_for_it(runtime: Runtime, run_jobs: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    manual_shop: int) -> None:
+    seen: list[str] = []
+
+    def local(ctx: JobContext) -> None:
+        shop = ctx.session.get(Shop, ctx.int_arg("shop_id"))
+        assert shop is not None
+        seen.append(shop.name)  # the first step's write, not yet committed
+        shop.currency = "EUR"
+
+    register_job(monkeypatch, "test_first", _rename_shop_then_ask_for("test_local"), QueueName.FULFILMENT)
+    register_job(monkeypatch, "test_local", local, QueueName.FULFILMENT, local=True)
+    first = add_outbox_job(runtime, "test_first", shop_id=manual_shop)
+    assert run_jobs()
+    with runtime.db.session() as session:
+        rows = session.execute(select(OutboxEvent).where(OutboxEvent.job == "test_local")).scalars().all()
+        shop = session.get(Shop, manual_shop)
+        assert shop is not None and (shop.name, shop.currency) == ("renamed by the first step", "EUR")
+    assert seen == ["renamed by the first step"]
+    assert [(r.status, r.attempts, r.rq_job_id) for r in rows] == [("done", 1, None)], "never went through Redis"
+    assert outbox_row(runtime, first).status == "done"
+
+
+def test_a_failing_local_step_is_rolled_back_alone_and_then_runs_as_a_job(runtime: Runtime, run_jobs: Any,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         manual_shop: int) -> None:
+    calls: list[int] = []
+
+    def flaky_local(ctx: JobContext) -> None:
+        calls.append(ctx.outbox_id)
+        shop = ctx.session.get(Shop, ctx.int_arg("shop_id"))
+        assert shop is not None
+        shop.currency = "EUR"
+        if len(calls) == 1:
+            raise ConnectionError("lost the database in the middle")
+
+    register_job(monkeypatch, "test_first", _rename_shop_then_ask_for("test_flaky_local"), QueueName.FULFILMENT)
+    register_job(monkeypatch, "test_flaky_local", flaky_local, QueueName.FULFILMENT, local=True)
+    first = add_outbox_job(runtime, "test_first", shop_id=manual_shop)
+    assert run_jobs()
+    assert outbox_row(runtime, first).status == "done", "the step that asked is not undone"
+    assert len(calls) == 2 and calls[0] == calls[1], "the same row ran again, in a transaction of its own"
+    row = outbox_row(runtime, calls[0])
+    assert (row.status, row.attempts, row.last_error) == ("done", 1, None)
+    with runtime.db.session() as session:
+        shop = session.get(Shop, manual_shop)
+        assert shop is not None and (shop.name, shop.currency) == ("renamed by the first step", "EUR")
 
 
 # --- the retry policy ---------------------------------------------------------------------------------------
