@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -321,6 +322,25 @@ def test_a_database_restart_answers_503_once_then_the_retry_is_stored(
     run_jobs()
     assert the_order(runtime, CREATE_ID).number == "#1010"
     assert [row.topic for row in inbound_rows(runtime)] == ["orders/updated", "orders/create"]
+
+
+def test_after_a_database_restart_no_other_web_thread_refuses_a_webhook(
+    client: Any, runtime: Any, shop_id: int, deliver: Any
+) -> None:
+    """Each web thread has its own connection for the inbox insert; the first thread to find the database
+    restarted answers 503, and every other thread opens a new connection before its next webhook."""
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("SQLite has no server to restart")
+    with ThreadPoolExecutor(max_workers=1) as other_thread:
+        assert other_thread.submit(deliver, "orders/updated", "orders_updated.json").result().status_code == 200
+        assert deliver("orders/updated", "orders_updated.json").status_code == 200  # this thread's connection
+        with runtime.db.engine.connect() as connection:
+            connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert deliver("orders/create", "orders_create.json").status_code == 503
+        later = other_thread.submit(deliver, "orders/cancelled", "orders_cancelled.json").result()
+        assert later.status_code == 200 and later.get_json()["status"] == "accepted"
 
 
 def test_one_bad_order_in_a_batch_fails_alone_and_the_rest_arrive(
