@@ -41,7 +41,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.webhooks import FIXTURE_CANDIDATES, PG, SECRET, SHOP, free_port, process, wait_port  # noqa: E402
+from bench.webhooks import FIXTURE_CANDIDATES, PG, SECRET, SHOP, free_port, process, serve, wait_port  # noqa: E402
 
 TOKEN = "shpat_bench"  # noqa: S105 - the fake's token
 SKU = "BENCH-TEE"
@@ -156,7 +156,7 @@ def percentile(values: list[float], share: float) -> float:
 
 @contextlib.contextmanager
 def stack(args: argparse.Namespace, tmp: Path, dsn: str, fixture: Path) -> Iterator[int]:
-    redis_port, web_port, shopify_port = free_port(), free_port(), free_port()
+    redis_port, shopify_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
            "SHOPIFY_API_SECRET": SECRET, "SHOPIFY_API_BASE_URL": f"http://127.0.0.1:{shopify_port}",
            "ORDERLINE_SECRET_KEY": "bench", "ORDERLINE_ENV": "production", "LOG_LEVEL": "WARNING",
@@ -186,15 +186,11 @@ def stack(args: argparse.Namespace, tmp: Path, dsn: str, fixture: Path) -> Itera
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("UPDATE shops SET settings = %s", (json.dumps(
                     {"auto_approve": True, "auto_pick_pack": True, "carrier": "sandbox"}),))
-            processes.enter_context(process(
-                [sys.executable, "-m", "gunicorn", "--config", "python:app.gunicorn_conf", "--bind",
-                 f"127.0.0.1:{web_port}", "app:create_app()"], env, tmp / "gunicorn.log"))
             worker = [*orderline, "worker"] + (["--simple"] if args.simple else [])
             for n in range(args.workers):
                 processes.enter_context(process(worker, env, tmp / f"worker{n}.log"))
-            wait_port(web_port)
-            time.sleep(2)
-            yield web_port
+            # Timed from when every gunicorn worker has loaded the app, not from the port's first answer.
+            yield serve(processes, "app:create_app()", env, tmp / "gunicorn.log", args.web_workers)
     finally:
         fake.communicate(timeout=20)
 

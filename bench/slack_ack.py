@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -34,7 +35,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.webhooks import FIXTURE_CANDIDATES, PG, ROOT, free_port, process, wait_port  # noqa: E402
+from bench.webhooks import FIXTURE_CANDIDATES, PG, ROOT, free_port, process, serve, wait_port  # noqa: E402
 from integrations.slack.fake import FakeSlack  # noqa: E402
 
 SHOPIFY_SECRET = "bench-shopify-secret"
@@ -176,12 +177,10 @@ def main() -> None:
                            capture_output=True)
             clicks_wanted = int(args.seconds / args.click_interval) + 10
             targets = _prepare(env, clicks_wanted)
-            port = free_port()
-            cmd = [sys.executable, "-m", "gunicorn", "--config", "python:app.gunicorn_conf", "--bind",
-                   f"127.0.0.1:{port}", "app:create_app()"]
-            with process(cmd, env, tmp / "gunicorn.log"), \
+            with contextlib.ExitStack() as servers, \
                     process([sys.executable, "-m", "app", "worker"], env, tmp / "worker.log"):
-                wait_port(port)
+                # Measured from when every gunicorn worker has loaded the app, not from the port's first answer.
+                port = serve(servers, "app:create_app()", env, tmp / "gunicorn.log", args.web_workers)
                 targets = _triaged(dsn, [order_id for order_id, _ in targets])
                 load = multiprocessing.Process(target=_shopify_load,
                                                args=(port, args.seconds, args.load_threads, webhooks))
