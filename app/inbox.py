@@ -69,8 +69,9 @@ def store_delivery(db: Database, *, provider: str, shop_id: int | None, topic: s
 
 
 def _insert_postgresql(db: Database, values: dict[str, Any]) -> Any:
-    connection = db.thread_connection()
+    connection = None
     try:
+        connection = db.thread_connection()  # a new one when the last went away: that can fail too
         with connection.cursor() as cursor:
             cursor.execute(_PG_INSERT, values)
             row = cursor.fetchone()

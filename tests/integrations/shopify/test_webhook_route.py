@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 
 from app.models import InboundEvent, Order, Shop
@@ -341,6 +342,31 @@ def test_after_a_database_restart_no_other_web_thread_refuses_a_webhook(
         assert deliver("orders/create", "orders_create.json").status_code == 503
         later = other_thread.submit(deliver, "orders/cancelled", "orders_cancelled.json").result()
         assert later.status_code == 200 and later.get_json()["status"] == "accepted"
+
+
+def test_a_database_refusing_new_connections_answers_503_and_then_stores_the_retry(
+    client: Any, runtime: Any, shop_id: int, deliver: Any
+) -> None:
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("SQLite has no server to refuse connections")
+    assert deliver("orders/updated", "orders_updated.json").status_code == 200  # shop known, thread connected
+    raw = fixture_bytes("orders_create.json")
+    headers = shopify_headers("orders/create", raw)
+    name = runtime.db.engine.url.database
+    server = runtime.db.engine.url.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(server.render_as_string(hide_password=False), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        try:
+            # The first finds its connection gone, the second cannot open a new one: neither is stored.
+            refused = [client.post("/webhooks/shopify", data=raw, headers=headers) for _ in range(2)]
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    assert [(r.status_code, r.headers.get("Retry-After")) for r in refused] == [(503, "5"), (503, "5")]
+    runtime.db.engine.dispose()  # its other connections were terminated too
+    retried = client.post("/webhooks/shopify", data=raw, headers=headers)
+    assert retried.status_code == 200 and retried.get_json()["status"] == "accepted"
+    assert [row.topic for row in inbound_rows(runtime)] == ["orders/updated", "orders/create"]
 
 
 def test_one_bad_order_in_a_batch_fails_alone_and_the_rest_arrive(
