@@ -31,7 +31,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,8 +156,42 @@ def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(round(share * (len(values) - 1))))]
 
 
+@dataclass
+class Parts:
+    """Which processes are which part of the stack: by session (each part started in a session of its own,
+    with its children) or by pid; PostgreSQL's server processes are found by name."""
+
+    sessions: dict[int, str]
+    pids: dict[int, str]
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU each part has used so far. Exited children count through the parent that reaped
+        them (a forked RQ job, a PostgreSQL backend), so differences of two readings are whole."""
+        tick = os.sysconf("SC_CLK_TCK")
+        totals: dict[str, float] = defaultdict(float)
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                stat = (entry / "stat").read_text()
+                comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+                name = (self.pids.get(int(entry.name)) or self.sessions.get(int(fields[3]))
+                        or ("PostgreSQL" if comm == "postgres" else None))
+                if name:
+                    totals[name] += sum(int(value) for value in fields[11:15]) / tick
+        return totals
+
+
+def session_serving(port: int) -> int:
+    """The session of the gunicorn master bound to `port` (its workers share it)."""
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if "gunicorn" in (command := (entry / "cmdline").read_text()) and f"127.0.0.1:{port}" in command:
+                stat = (entry / "stat").read_text()
+                return int(stat[stat.rindex(")") + 2:].split()[3])
+    raise RuntimeError(f"no gunicorn serving port {port}")
+
+
 @contextlib.contextmanager
-def stack(args: argparse.Namespace, tmp: Path, dsn: str, fixture: Path) -> Iterator[int]:
+def stack(args: argparse.Namespace, tmp: Path, dsn: str, fixture: Path) -> Iterator[tuple[int, Parts]]:
     redis_port, shopify_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
            "SHOPIFY_API_SECRET": SECRET, "SHOPIFY_API_BASE_URL": f"http://127.0.0.1:{shopify_port}",
@@ -170,9 +206,10 @@ def stack(args: argparse.Namespace, tmp: Path, dsn: str, fixture: Path) -> Itera
     try:
         assert fake.stdout is not None and fake.stdout.readline().strip() == b"ready", "the fake Shopify did not start"
         with contextlib.ExitStack() as processes:
-            processes.enter_context(process([shutil.which("redis-server") or "redis-server", "--port",
-                                             str(redis_port), "--save", "", "--appendonly", "no",
-                                             "--maxmemory-policy", "noeviction"], dict(os.environ), tmp / "redis.log"))
+            redis = processes.enter_context(process([shutil.which("redis-server") or "redis-server", "--port",
+                                                     str(redis_port), "--save", "", "--appendonly", "no",
+                                                     "--maxmemory-policy", "noeviction"], dict(os.environ),
+                                                    tmp / "redis.log"))
             wait_port(redis_port)
             for command in (["db", "upgrade"],
                             ["shops", "add", "--channel", "shopify", "--name", "Bench 3PL", "--external-id", SHOP,
@@ -187,10 +224,14 @@ def stack(args: argparse.Namespace, tmp: Path, dsn: str, fixture: Path) -> Itera
                 conn.execute("UPDATE shops SET settings = %s", (json.dumps(
                     {"auto_approve": True, "auto_pick_pack": True, "carrier": "sandbox"}),))
             worker = [*orderline, "worker"] + (["--simple"] if args.simple else [])
+            parts = Parts(sessions={redis.pid: "Redis"},
+                          pids={fake.pid: "fake Shopify", os.getpid(): "this benchmark (sending, polling)"})
             for n in range(args.workers):
-                processes.enter_context(process(worker, env, tmp / f"worker{n}.log"))
+                parts.sessions[processes.enter_context(process(worker, env, tmp / f"worker{n}.log")).pid] = "workers"
             # Timed from when every gunicorn worker has loaded the app, not from the port's first answer.
-            yield serve(processes, "app:create_app()", env, tmp / "gunicorn.log", args.web_workers)
+            port = serve(processes, "app:create_app()", env, tmp / "gunicorn.log", args.web_workers)
+            parts.sessions[session_serving(port)] = "web (gunicorn)"
+            yield port, parts
     finally:
         fake.communicate(timeout=20)
 
@@ -214,14 +255,16 @@ def main() -> None:
     fixture = next(p for p in FIXTURE_CANDIDATES if p.exists())
     template = json.loads(fixture.read_text())
     try:
-        with stack(args, tmp, dsn, fixture) as port:
+        with stack(args, tmp, dsn, fixture) as (port, parts):
             # Burst.
             sender = Sender(port, template)
             jobs_before = scalar(dsn, "SELECT count(*) FROM outbox_events WHERE status = 'done'")
+            cpu_before = parts.cpu_seconds()
             started = time.time()
             sender.send_all(range(args.orders), rate=None)
             sent_for = time.time() - started
             waited = wait_pushed(dsn, len(sender.sent), args.timeout)
+            cpu = {name: seconds - cpu_before.get(name, 0.0) for name, seconds in parts.cpu_seconds().items()}
             burst_seconds = sent_for + waited
             burst_jobs = scalar(dsn, "SELECT count(*) FROM outbox_events WHERE status = 'done'") - jobs_before
             pushed = scalar(dsn, "SELECT count(*) FROM order_events WHERE type = 'shipment.pushed_to_channel'")
@@ -256,6 +299,10 @@ def main() -> None:
           f"(sending took {sent_for:.1f} s): **{burst_rate:.1f} orders/s**, {burst_jobs / burst_seconds:.0f} jobs/s "
           f"({burst_jobs / max(pushed, 1):.1f} jobs per order); webhook→shipped p50 "
           f"{percentile(shipped_burst, 0.5):.2f} s, p95 {percentile(shipped_burst, 0.95):.2f} s")
+    per_order = ", ".join(f"{name} {seconds * 1000 / max(pushed, 1):.0f}"
+                          for name, seconds in sorted(cpu.items(), key=lambda item: -item[1]))
+    print(f"burst CPU per order, ms: {per_order}; all of it {sum(cpu.values()) * 1000 / max(pushed, 1):.0f} ms, "
+          f"{sum(cpu.values()) / burst_seconds:.2f} of {os.cpu_count()} cores busy")
     print(f"paced: {len(paced.sent)} orders at {rate:.1f}/s over {paced_seconds:.1f} s: webhook→shipped p50 "
           f"{percentile(shipped, 0.5):.2f} s, **p95 {percentile(shipped, 0.95):.2f} s**; webhook→on the channel "
           f"p50 {percentile(on_channel, 0.5):.2f} s, p95 {percentile(on_channel, 0.95):.2f} s")
