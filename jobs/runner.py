@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import inspect, or_, select, update
+from sqlalchemy import bindparam, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import events, outbox
@@ -31,11 +31,19 @@ def policy_for(runtime: Runtime) -> RetryPolicy:
     return RetryPolicy(s.job_max_attempts, s.job_backoff_base_seconds, s.job_backoff_cap_seconds)
 
 
+# Built once: every step of every order runs these, and building a statement costs more than binding one.
+_LOCK_ROW = select(OutboxEvent).where(OutboxEvent.id == bindparam("outbox_id")).with_for_update()
+_CLAIM_ROW = (update(OutboxEvent)
+              .where(OutboxEvent.id == bindparam("outbox_id"), OutboxEvent.status == "pending",
+                     or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= bindparam("due")))
+              .values(attempts=OutboxEvent.attempts + 1)
+              .returning(OutboxEvent.attempts, OutboxEvent.job, OutboxEvent.request_id))
+_ROW_STATUS = select(OutboxEvent.status).where(OutboxEvent.id == bindparam("outbox_id"))
+
+
 def _locked(session: Session, outbox_id: int) -> OutboxEvent | None:
     # FOR UPDATE: a second copy of this job (RQ delivers at least once) waits here, then sees "done".
-    return session.execute(
-        select(OutboxEvent).where(OutboxEvent.id == outbox_id).with_for_update()
-    ).scalar_one_or_none()
+    return session.execute(_LOCK_ROW, {"outbox_id": outbox_id}).scalar_one_or_none()
 
 
 # The next steps of an order's fulfilment run in the same process right after the step that asked for them
@@ -81,16 +89,12 @@ def _claim(db: Database, outbox_id: int) -> tuple[int, str, str | None] | str:
     """Count an attempt on the row if it is pending and due, in one statement of its own transaction:
     counted before running, so a job that kills its worker every time still runs out of attempts. A second
     copy of a running job waits here on the row's lock. Returns (attempt, job, request id), or why not."""
-    row = OutboxEvent
-    due = utcnow() + timedelta(seconds=1)
-    statement = (update(row).where(row.id == outbox_id, row.status == "pending",
-                                   or_(row.next_attempt_at.is_(None), row.next_attempt_at <= due))
-                 .values(attempts=row.attempts + 1).returning(row.attempts, row.job, row.request_id))
     engine = db.autocommit_engine if db.dialect == "postgresql" else db.engine
     with engine.begin() as connection:
-        claimed = connection.execute(statement).first()
+        claimed = connection.execute(_CLAIM_ROW, {"outbox_id": outbox_id,
+                                                  "due": utcnow() + timedelta(seconds=1)}).first()
         if claimed is None:
-            status = connection.execute(select(row.status).where(row.id == outbox_id)).scalar()
+            status = connection.execute(_ROW_STATUS, {"outbox_id": outbox_id}).scalar()
             return "skipped: not due yet" if status == "pending" else "skipped: already closed"
     return claimed.attempts, claimed.job, claimed.request_id
 
