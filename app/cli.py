@@ -637,7 +637,7 @@ def demo(host: str, port: int, every: float, burst: int, seed_value: int | None)
     """Try Orderline in a minute: sandbox Shopify and WooCommerce shops send orders, a worker runs, and the
     staff dashboard shows them. Nothing leaves this machine. Refused in production."""
     from app import demo as demo_module
-    from app.devserver import redis_reachable, start_embedded_redis, start_worker_process
+    from app.devserver import redis_reachable, start_embedded_redis, start_worker_process, stop_process
 
     settings = load_settings()
     if settings.is_production:
@@ -646,7 +646,8 @@ def demo(host: str, port: int, every: float, burst: int, seed_value: int | None)
         os.environ["REDIS_URL"] = start_embedded_redis(settings.instance_dir / "redis")
     base = f"http://{host}:{port}"
     running = demo_module.start(load_settings(), base_url=base, every=every, seed_value=seed_value)
-    start_worker_process({**running.env, "REDIS_URL": running.app.extensions["orderline"].settings.redis_url})
+    worker = start_worker_process({**running.env,
+                                   "REDIS_URL": running.app.extensions["orderline"].settings.redis_url})
     token = (running.app.extensions["orderline"].settings.instance_dir / "dev-api-token").read_text().strip()
     pages = "".join(f"\n  {title}: {base}{path}" for title, path in
                     running.app.extensions.get("orderline.demo.pages", []))
@@ -673,6 +674,8 @@ Orderline demo is running. Open {base}/dashboard/ and sign in with this token (m
     try:
         run_simple(host, port, running.app, threaded=True, use_reloader=False)
     finally:
+        # The worker first: stopping the sandboxes under a job it is running would fail that job's call.
+        stop_process(worker)
         running.stop()
 
 

@@ -57,7 +57,7 @@ def start_embedded_redis(data_dir: Path) -> str:
          "--maxmemory-policy", "noeviction", "--dir", str(data_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    atexit.register(_stop, process)
+    atexit.register(stop_process, process)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while not redis_reachable(url):
@@ -73,11 +73,12 @@ def start_embedded_redis(data_dir: Path) -> str:
 def start_worker_process(env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A worker beside the web server, as `orderline worker` would run in production."""
     process = subprocess.Popen([sys.executable, "-m", "app", "worker"], env={**os.environ, **env})  # noqa: S603
-    atexit.register(_stop, process)
+    atexit.register(stop_process, process)
     return process
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ask it to stop (SIGTERM: a worker finishes its job first), then insist after 10 s."""
     if process.poll() is None:
         process.terminate()
         try:
