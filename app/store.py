@@ -109,8 +109,8 @@ class Database:
 
     @property
     def autocommit_engine(self) -> Engine:
-        """PostgreSQL connections that stay in autocommit: a lone INSERT is one round trip, and no isolation
-        level is switched on checkout and back on return (the webhook receiver's hot path)."""
+        """PostgreSQL connections that stay in autocommit: a lone statement is one round trip, and no isolation
+        level is switched on checkout and back on return (the job runner counting an attempt, every step)."""
         if self._autocommit is None:
             self._autocommit = create_engine(self.url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=10,
                                              pool_timeout=5, pool_recycle=1800, connect_args={"connect_timeout": 5})

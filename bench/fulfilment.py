@@ -156,6 +156,12 @@ def percentile(values: list[float], share: float) -> float:
     return values[min(len(values) - 1, int(round(share * (len(values) - 1))))]
 
 
+def _stat(process_dir: Path) -> tuple[str, list[str]]:
+    """A process's name and the fields of its /proc stat line after the name."""
+    stat = (process_dir / "stat").read_text()
+    return stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+
+
 @dataclass
 class Parts:
     """Which processes are which part of the stack: by session (each part started in a session of its own,
@@ -171,8 +177,7 @@ class Parts:
         totals: dict[str, float] = defaultdict(float)
         for entry in Path("/proc").iterdir():
             with contextlib.suppress(OSError, ValueError):
-                stat = (entry / "stat").read_text()
-                comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+                comm, fields = _stat(entry)
                 name = (self.pids.get(int(entry.name)) or self.sessions.get(int(fields[3]))
                         or ("PostgreSQL" if comm == "postgres" else None))
                 if name:
@@ -185,8 +190,7 @@ def session_serving(port: int) -> int:
     for entry in Path("/proc").iterdir():
         with contextlib.suppress(OSError, ValueError):
             if "gunicorn" in (command := (entry / "cmdline").read_text()) and f"127.0.0.1:{port}" in command:
-                stat = (entry / "stat").read_text()
-                return int(stat[stat.rindex(")") + 2:].split()[3])
+                return int(_stat(entry)[1][3])
     raise RuntimeError(f"no gunicorn serving port {port}")
 
 

@@ -99,16 +99,18 @@ def _claim(db: Database, outbox_id: int) -> tuple[int, str, str | None] | str:
     return claimed.attempts, claimed.job, claimed.request_id
 
 
-def _next_local_step(session: Session, after: QueueName, tried: set[int]) -> OutboxEvent | None:
-    session.flush()  # the rows' own state, and their ids
+def _follow_ups(session: Session, after: QueueName) -> list[OutboxEvent]:
+    """The outbox rows this transaction added (and kept) that run in-process after a job of queue `after`
+    (see INLINE_AFTER), flushed: with their ids and state."""
+    session.flush()
     follows = INLINE_AFTER.get(after, frozenset())
     added: list[OutboxEvent] = session.info.get(outbox.SESSION_KEY, [])
-    for row in added:
-        spec = spec_for(row.job)
-        if (spec.local and spec.queue in follows and row.id not in tried and inspect(row).persistent
-                and row.status == "pending"):
-            return row
-    return None
+    return [row for row in added if inspect(row).persistent and spec_for(row.job).queue in follows]
+
+
+def _next_local_step(session: Session, after: QueueName, tried: set[int]) -> OutboxEvent | None:
+    return next((row for row in _follow_ups(session, after)
+                 if spec_for(row.job).local and row.id not in tried and row.status == "pending"), None)
 
 
 def _run_local_steps(runtime: Runtime, session: Session, after: QueueName) -> None:
@@ -132,13 +134,10 @@ def _run_local_steps(runtime: Runtime, session: Session, after: QueueName) -> No
 
 
 def _inline_steps(session: Session, budget: int, after: QueueName) -> list[int]:
-    """Take up to `budget` of the outbox rows this transaction added that run in-process next, after a job
-    of queue `after` (see INLINE_AFTER); the relay publishes the others after the commit."""
-    added: list[OutboxEvent] = session.info.get(outbox.SESSION_KEY, [])
-    session.flush()  # their ids
-    follows = INLINE_AFTER.get(after, frozenset())
-    chosen = [row for row in added if inspect(row).persistent and spec_for(row.job).queue in follows][:budget]
-    session.info[outbox.SESSION_KEY] = [row for row in added if row not in chosen]
+    """Take up to `budget` of the follow-ups (`_follow_ups`) to run in-process next, each in a transaction of
+    its own; the relay publishes the others after the commit."""
+    chosen = _follow_ups(session, after)[:budget]
+    session.info[outbox.SESSION_KEY] = [row for row in session.info.get(outbox.SESSION_KEY, []) if row not in chosen]
     return [row.id for row in chosen]
 
 
