@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from app.runtime import Runtime, build_runtime, install
 from app.secrets_box import SecretBox
 
 log = structlog.get_logger("orderline.web")
+_request_log = logging.getLogger("orderline.web")
 
 
 class ConfigurationError(RuntimeError):
@@ -110,10 +112,10 @@ def _instrument(app: Flask, runtime: Runtime) -> None:
     def finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, endpoint).observe(elapsed)
+        metrics.observe_request(request.method, endpoint, response.status_code, elapsed)
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if endpoint != "/metrics":
+        # Checked first: a dropped log call still runs structlog's chain up to its level filter.
+        if endpoint != "/metrics" and _request_log.isEnabledFor(logging.INFO):
             log.info("request", method=request.method, path=request.path, status=response.status_code,
                      duration_ms=round(elapsed * 1000, 2))
         return response

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from contextvars import ContextVar
 
 import structlog
@@ -16,7 +16,9 @@ def new_request_id(incoming: str | None = None) -> str:
     """Reuse a well-formed id from a proxy (X-Request-ID); otherwise make one."""
     if incoming and _SAFE_ID.match(incoming):
         return incoming
-    return secrets.token_hex(8)
+    # A label for matching log lines, not a secret: the process's own generator (reseeded in every forked
+    # worker) instead of os.urandom, which is a system call on every webhook.
+    return f"{random.getrandbits(64):016x}"
 
 
 def bind_request_id(request_id: str | None) -> None:

@@ -101,3 +101,15 @@ class Metrics:
                                  ["method", "endpoint"], registry=own,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         self.registry.register(StateCollector(runtime))
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        # The labelled children are looked up once per route and status: `labels()` validates and locks on
+        # every call, and this runs on every webhook.
+        key = (method, endpoint, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(method, endpoint, str(status)),
+                                              self.latency.labels(method, endpoint))
+        children[0].inc()
+        children[1].observe(seconds)
