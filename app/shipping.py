@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app import alerts, carrier_accounts, catalogue, events, outbox, stock, tracking
+from app.config import Settings
 from app.failures import PermanentError
 from app.models import Alert, Location, Order, Product, Shipment, Shop
 from app.orders import actions
@@ -322,19 +323,19 @@ def buy_label(runtime: Runtime, session: Session, shipment_id: int, *, look_firs
                                  f"no {request.service_level} rate within the shop's carrier preferences "
                                  f"({len(rates)} quoted)")
         label = client.buy_label(request, rate)
-    record_label(session, order, shipment, label)
-    # Tracking follows the parcel from now on (polls when the carrier's webhooks are quiet).
-    shipment.next_poll_at = tracking.next_poll_at(runtime.settings, shipment, utcnow())
+    record_label(session, runtime.settings, order, shipment, label)
     return "found earlier label" if found else "bought"
 
 
-def record_label(session: Session, order: Order, shipment: Shipment, label: Label) -> None:
+def record_label(session: Session, settings: Settings, order: Order, shipment: Shipment, label: Label) -> None:
     shipment.status = ShipmentStatus.PURCHASED
     shipment.carrier, shipment.service = label.carrier, label.service
     shipment.tracking_number, shipment.tracking_url = label.tracking_number, label.tracking_url
     shipment.label_url, shipment.cost, shipment.cost_currency = label.label_url, label.cost, label.currency
     shipment.provider_shipment_id, shipment.provider_label_id = label.provider_shipment_id, label.provider_label_id
     shipment.shipped_at, shipment.last_error = utcnow(), None
+    # Tracking follows the parcel from now on (polls when the carrier's webhooks are quiet).
+    shipment.next_poll_at = tracking.next_poll_at(settings, shipment, utcnow())
     system = Actor.system()
     actions.record_event(session, order, system, "shipment.label_purchased",
                          f"Label bought: {label.carrier} {label.service}, {label.tracking_number}",
@@ -377,10 +378,11 @@ def push_fulfilment(runtime: Runtime, session: Session, shipment_id: int) -> str
     if order_id is None:
         return "no such shipment"
     # The order row first: pushes of one order's parcels take turns, so the last one knows it completes it.
-    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
-                            .execution_options(populate_existing=True)).scalar_one()
-    session.execute(select(Shipment).where(Shipment.order_id == order_id)
-                    .execution_options(populate_existing=True)).scalars().all()
+    order = actions.lock_order(session, order_id)
+    if order is None:
+        return "no such order"
+    siblings = session.execute(select(Shipment).where(Shipment.order_id == order_id).order_by(Shipment.id)
+                               .execution_options(populate_existing=True)).scalars().all()
     shipment = _locked_shipment(session, shipment_id)
     if shipment is None or shipment.status != ShipmentStatus.PURCHASED or shipment.pushed_at is not None:
         return "nothing to do"
@@ -390,7 +392,7 @@ def push_fulfilment(runtime: Runtime, session: Session, shipment_id: int) -> str
     push_lines = tuple(FulfilmentLine(str(lines[int(k)].external_id), int(q), lines[int(k)].sku)
                        for k, q in (shipment.items or {}).items()
                        if int(k) in lines and lines[int(k)].external_id)
-    live = [s for s in order.shipments if s.status != ShipmentStatus.VOIDED]
+    live = [s for s in siblings if s.status != ShipmentStatus.VOIDED]
     push = FulfilmentPush(
         order_external_id=order.external_id, lines=push_lines, tracking_company=shipment.carrier or "",
         tracking_number=shipment.tracking_number or "", tracking_url=shipment.tracking_url,
@@ -498,8 +500,7 @@ def on_events(session: Session, happened: events.Happened) -> None:
 
 
 def auto_pick_pack(session: Session, order_id: int) -> None:
-    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
-                            .execution_options(populate_existing=True)).scalar_one_or_none()
+    order = actions.lock_order(session, order_id)
     if order is None or order.status != OrderStatus.ALLOCATED:
         return
     system = Actor.system("Orderline (automatic pick and pack)")

@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import events, outbox, stock
@@ -56,6 +56,33 @@ def load_order(session: Session, order_id: int, *, expected_version: int | None 
     if expected_version is not None and order.version != expected_version:
         raise VersionConflict(order_id, expected=expected_version, current=order.version)
     return order
+
+
+_LOCKED_ORDERS = "orderline.locked_orders"
+
+
+def lock_order(session: Session, order_id: int) -> Order | None:
+    """The order, its row locked until this transaction ends and its values read under that lock. Read
+    once per transaction: the next step of a chain in the same transaction (allocation after triage) finds
+    it locked and current already, as nobody else can have changed it."""
+    # Kept here, not just in the session's identity map: that map holds objects weakly, and an order
+    # nobody refers to between two steps would be read again, with its shop, lines and addresses.
+    locked: dict[int, Order] = session.info.setdefault(_LOCKED_ORDERS, {})
+    if order_id in locked:
+        return locked[order_id]
+    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
+                            .execution_options(populate_existing=True)).scalar_one_or_none()
+    if order is not None:
+        locked[order_id] = order
+    return order
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locked_orders(session: Session, transaction: SessionTransaction) -> None:
+    # The transaction's end, or any savepoint's (PostgreSQL releases the locks taken in a savepoint that is
+    # rolled back); not the inner marker every flush opens and closes.
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_LOCKED_ORDERS, None)
 
 
 def _flush(session: Session, order: Order) -> None:
@@ -211,7 +238,9 @@ def triage(session: Session, order_id: int, actor: Actor | None = None) -> Order
     shop allows it and no approval rule flags the order (`app.orders.rules`); the flags are kept either way,
     so a reviewer sees why an order waits."""
     actor = actor or Actor.system()
-    order = load_order(session, order_id)
+    order = lock_order(session, order_id)  # locked now, as the status change would: allocation reuses it
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist")
     if order.status != OrderStatus.RECEIVED:
         return order  # already triaged: a repeated job changes nothing
     settings = order.shop.settings or {}
@@ -640,8 +669,7 @@ def allocate(session: Session, order_id: int, actor: Actor | None = None) -> Ord
     actor = actor or Actor.system()
     # The order row first, then the stock rows (stock.allocate): one lock order, and a second copy of this
     # job waits here and then finds the order already allocated.
-    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
-                            .execution_options(populate_existing=True)).scalar_one_or_none()
+    order = lock_order(session, order_id)
     if order is None:
         raise NotFound(f"order {order_id} does not exist")
     if order.status not in (OrderStatus.APPROVED, OrderStatus.BACKORDERED):
@@ -691,8 +719,9 @@ def mark_shipped(session: Session, order_id: int, actor: Actor, *, shipment_id: 
                  location_id: int | None) -> Order:
     """A parcel's label is bought: its stock leaves the location, and the order becomes `shipped` once every
     parcel has a label (`partially_shipped` before). A cancelled order is left alone (its labels are voided)."""
-    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
-                            .execution_options(populate_existing=True)).scalar_one()
+    order = lock_order(session, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist")
     if order.status == OrderStatus.CANCELLED:
         return order
     held = stock.allocations_of(session, order.id, statuses=[stock.AllocationStatus.RESERVED.value,
