@@ -31,9 +31,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import Parts, session_serving  # noqa: E402
 from bench.webhooks import FIXTURE_CANDIDATES, PG, SECRET, SHOP, free_port, process, serve, wait_port  # noqa: E402
 
 TOKEN = "shpat_bench"  # noqa: S105 - the fake's token
@@ -154,44 +153,6 @@ def percentile(values: list[float], share: float) -> float:
     if not values:
         return float("nan")
     return values[min(len(values) - 1, int(round(share * (len(values) - 1))))]
-
-
-def _stat(process_dir: Path) -> tuple[str, list[str]]:
-    """A process's name and the fields of its /proc stat line after the name."""
-    stat = (process_dir / "stat").read_text()
-    return stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-
-
-@dataclass
-class Parts:
-    """Which processes are which part of the stack: by session (each part started in a session of its own,
-    with its children) or by pid; PostgreSQL's server processes are found by name."""
-
-    sessions: dict[int, str]
-    pids: dict[int, str]
-
-    def cpu_seconds(self) -> dict[str, float]:
-        """User + system CPU each part has used so far. Exited children count through the parent that reaped
-        them (a forked RQ job, a PostgreSQL backend), so differences of two readings are whole."""
-        tick = os.sysconf("SC_CLK_TCK")
-        totals: dict[str, float] = defaultdict(float)
-        for entry in Path("/proc").iterdir():
-            with contextlib.suppress(OSError, ValueError):
-                comm, fields = _stat(entry)
-                name = (self.pids.get(int(entry.name)) or self.sessions.get(int(fields[3]))
-                        or ("PostgreSQL" if comm == "postgres" else None))
-                if name:
-                    totals[name] += sum(int(value) for value in fields[11:15]) / tick
-        return totals
-
-
-def session_serving(port: int) -> int:
-    """The session of the gunicorn master bound to `port` (its workers share it)."""
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, ValueError):
-            if "gunicorn" in (command := (entry / "cmdline").read_text()) and f"127.0.0.1:{port}" in command:
-                return int(_stat(entry)[1][3])
-    raise RuntimeError(f"no gunicorn serving port {port}")
 
 
 @contextlib.contextmanager

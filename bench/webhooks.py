@@ -1,6 +1,7 @@
 """Webhook receiver benchmark: Orderline's Shopify receiver against a bare Flask endpoint and a minimal
-correct receiver, each under gunicorn on PostgreSQL and Redis, driven by wrk in turns for a few rounds; then
-the drain time until every accepted webhook is an order.
+correct receiver, each under gunicorn on PostgreSQL and Redis, driven by wrk in turns for a few rounds, with the
+CPU each receiver's web workers and PostgreSQL used per request (from /proc: steadier than requests/s when the
+machine's speed changes from minute to minute); then the drain time until every accepted webhook is an order.
 
     .venv/bin/python bench/webhooks.py [--seconds 10] [--rounds 3] [--connections 16] [--workers 2 | 0: no drain]
 
@@ -33,6 +34,10 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.cpu import Parts, session_serving  # noqa: E402
+
 SECRET = "bench-shopify-secret"
 SHOP = "bench.myshopify.com"
 PG = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -129,6 +134,17 @@ def wrk(port: int, requests_file: Path, seconds: int, connections: int) -> dict[
     return result
 
 
+def measured(parts: Parts, name: str, port: int, requests_file: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One wrk run against a receiver, with the CPU its gunicorn workers and PostgreSQL used per request: less
+    noisy than requests/s when the machine's speed changes from minute to minute."""
+    before = parts.cpu_seconds()
+    run = wrk(port, requests_file, args.seconds, args.connections)
+    after = parts.cpu_seconds()
+    for part, key in ((name, "web_us"), ("PostgreSQL", "pg_us")):
+        run[key] = 1e6 * (after.get(part, 0.0) - before.get(part, 0.0)) / max(run["requests"], 1.0)
+    return run
+
+
 def count(dsn: str, sql: str) -> int:
     with psycopg.connect(dsn) as conn:
         return int(conn.execute(sql).fetchone()[0])  # type: ignore[index]
@@ -182,11 +198,12 @@ def main() -> None:  # noqa: PLR0915
                          for name, target in targets.items()}
                 for port in ports.values():  # unmeasured: every thread opens its connections
                     wrk(port, warmup_file, WARMUP_SECONDS, args.connections)
+                parts = Parts(sessions={session_serving(port): name for name, port in ports.items()}, pids={})
                 # The receivers take turns, round after round, so a slow minute of a shared machine falls on
                 # all of them rather than on one.
                 for path in round_files:
                     for name, port in ports.items():
-                        results.setdefault(name, []).append(wrk(port, path, args.seconds, args.connections))
+                        results.setdefault(name, []).append(measured(parts, name, port, path, args))
             accepted = count(dsn, "SELECT count(*) FROM inbound_events") if args.workers else 0
             started = time.monotonic()
             workers = [contextlib.ExitStack() for _ in range(args.workers)]
@@ -212,13 +229,15 @@ def main() -> None:  # noqa: PLR0915
     print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s × {args.rounds} rounds, gunicorn --config "
           f"app/gunicorn_conf.py (WEB_CONCURRENCY={args.web_workers}, {args.worker_class}), PostgreSQL + Redis "
           f"on loopback, {os.cpu_count()} cores; each cell: the median, then every round\n")
-    print("| receiver | req/s | vs minimal (same round) | p50 ms | p99 ms | non-2xx |")
-    print("|---|---|---|---|---|---|")
+    print("| receiver | req/s | vs minimal (same round) | p50 ms | p99 ms | non-2xx | CPU µs per request: web workers "
+          "| PostgreSQL |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         ratios = [run["rps"] / base["rps"] for run, base in zip(runs, results[MINIMAL], strict=True)]
         print(f"| {name} | {cell([r['rps'] for r in runs], '{:,.0f}')} | {cell(ratios, '{:.2f}')} "
               f"| {cell([r['p50_ms'] for r in runs], '{:.1f}')} | {cell([r['p99_ms'] for r in runs], '{:.1f}')} "
-              f"| {sum(r['non_2xx'] for r in runs):.0f} |")
+              f"| {sum(r['non_2xx'] for r in runs):.0f} | {cell([r['web_us'] for r in runs], '{:.0f}')} "
+              f"| {cell([r['pg_us'] for r in runs], '{:.0f}')} |")
     if not args.workers:
         return
     print(f"\ndrain: {orders} of {accepted} accepted webhooks became orders in {drain:.1f} s "
