@@ -178,14 +178,6 @@ def check_request(order: Order, items: Sequence[ItemIn], now: datetime) -> None:
 # --- requesting -------------------------------------------------------------------------------------------
 
 
-def _lock_order(session: Session, order_id: int) -> Order:
-    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
-                            .execution_options(populate_existing=True)).scalar_one_or_none()
-    if order is None:
-        raise NotFound(f"order {order_id} does not exist")
-    return order
-
-
 def _return_carrier(order: Order, asked: str | None) -> str:
     known = all_carriers()
     if asked:
@@ -202,7 +194,7 @@ def _return_carrier(order: Order, asked: str | None) -> str:
 def request_return(session: Session, order_id: int, items: Sequence[ItemIn], actor: Actor, *,
                    reason: str | None = None, carrier: str | None = None) -> Return:
     """Open a return for some of an order's units, and ask for its label."""
-    order = _lock_order(session, order_id)
+    order = actions.lock_order(session, order_id)
     check_request(order, items, utcnow())
     slug = _return_carrier(order, carrier)
     stored = [{"line_item_id": i.line_item_id, "quantity": i.quantity, "reason": i.reason.strip()[:MAX_REASON],
@@ -295,7 +287,7 @@ def _return_of(session: Session, order_id: int, return_id: Any) -> Return:
 
 def receive(session: Session, order_id: int, actor: Actor, *, return_id: Any = None, **_: Any) -> Order:
     """Staff opened the returned parcel at the warehouse."""
-    order = _lock_order(session, order_id)
+    order = actions.lock_order(session, order_id)
     parcel = _return_of(session, order_id, return_id)
     if parcel.status == "received":
         return order
@@ -315,7 +307,7 @@ def inspect(session: Session, order_id: int, actor: Actor, *, return_id: Any = N
     `returned` and the refund is pushed to the channel by a job."""
     if not isinstance(restock, bool):
         raise InvalidOrder("say whether the goods go back to stock", fields={"restock": ["true or false is required"]})
-    order = _lock_order(session, order_id)
+    order = actions.lock_order(session, order_id)
     parcel = _return_of(session, order_id, return_id)
     if parcel.status in ("inspected", "refunded"):
         return order
@@ -350,7 +342,7 @@ def _restock(session: Session, order: Order, parcel: Return, actor: Actor) -> li
 
 def retry(session: Session, order_id: int, actor: Actor, *, return_id: Any = None, **_: Any) -> Order:
     """Resume a return step that stopped on a provider's refusal (after the cause is fixed)."""
-    order = _lock_order(session, order_id)
+    order = actions.lock_order(session, order_id)
     parcel = _return_of(session, order_id, return_id)
     if parcel.status == "requested" and not parcel.tracking_number:
         job = outbox.JobName.RETURN_LABEL
@@ -395,7 +387,7 @@ def record_refund(session: Session, return_id: int, external_id: str, amount: De
     parcel = session.execute(select(Return).where(Return.id == return_id).with_for_update()).scalar_one()
     if parcel.refund_external_id:
         return parcel
-    order = _lock_order(session, parcel.order_id)
+    order = actions.lock_order(session, parcel.order_id)
     parcel.refund_external_id, parcel.refunded_at, parcel.status, parcel.error = (external_id, utcnow(),
                                                                                    "refunded", None)
     actions.record_pushed_refund(session, order, actor, NewRefund(

@@ -379,8 +379,6 @@ def push_fulfilment(runtime: Runtime, session: Session, shipment_id: int) -> str
         return "no such shipment"
     # The order row first: pushes of one order's parcels take turns, so the last one knows it completes it.
     order = actions.lock_order(session, order_id)
-    if order is None:
-        return "no such order"
     siblings = session.execute(select(Shipment).where(Shipment.order_id == order_id).order_by(Shipment.id)
                                .execution_options(populate_existing=True)).scalars().all()
     shipment = _locked_shipment(session, shipment_id)
@@ -434,9 +432,7 @@ def step_failed(session: Session, order_id: int, step: str, message: str, *,
 
 def retry_order(session: Session, order_id: int, actor: Actor) -> list[str]:
     """Queue again whatever step of the order's pipeline stopped. Returns the steps queued."""
-    order = session.execute(select(Order).where(Order.id == order_id).with_for_update()).scalar_one_or_none()
-    if order is None:
-        raise NotFound(f"order {order_id} does not exist")
+    order = actions.lock_order(session, order_id)
     steps: list[str] = []
     status = OrderStatus(order.status)
     if status == OrderStatus.RECEIVED:
@@ -500,8 +496,11 @@ def on_events(session: Session, happened: events.Happened) -> None:
 
 
 def auto_pick_pack(session: Session, order_id: int) -> None:
-    order = actions.lock_order(session, order_id)
-    if order is None or order.status != OrderStatus.ALLOCATED:
+    try:
+        order = actions.lock_order(session, order_id)
+    except NotFound:
+        return  # erased since it was allocated (the shop's data was redacted)
+    if order.status != OrderStatus.ALLOCATED:
         return
     system = Actor.system("Orderline (automatic pick and pack)")
     actions.pick(session, order_id, system)

@@ -1,5 +1,4 @@
-"""The CPU each part of a benchmarked stack uses, read from /proc: by session (each part started in a session
-of its own, with its children), by pid, and PostgreSQL's server processes by name."""
+"""The CPU each part of a benchmarked stack uses, read from /proc."""
 
 from __future__ import annotations
 

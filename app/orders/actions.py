@@ -61,7 +61,7 @@ def load_order(session: Session, order_id: int, *, expected_version: int | None 
 _LOCKED_ORDERS = "orderline.locked_orders"
 
 
-def lock_order(session: Session, order_id: int) -> Order | None:
+def lock_order(session: Session, order_id: int) -> Order:
     """The order, its row locked until this transaction ends and its values read under that lock. Read
     once per transaction: the next step of a chain in the same transaction (allocation after triage) finds
     it locked and current already, as nobody else can have changed it."""
@@ -72,8 +72,9 @@ def lock_order(session: Session, order_id: int) -> Order | None:
         return locked[order_id]
     order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
                             .execution_options(populate_existing=True)).scalar_one_or_none()
-    if order is not None:
-        locked[order_id] = order
+    if order is None:
+        raise NotFound(f"order {order_id} does not exist")
+    locked[order_id] = order
     return order
 
 
@@ -239,8 +240,6 @@ def triage(session: Session, order_id: int, actor: Actor | None = None) -> Order
     so a reviewer sees why an order waits."""
     actor = actor or Actor.system()
     order = lock_order(session, order_id)  # locked now, as the status change would: allocation reuses it
-    if order is None:
-        raise NotFound(f"order {order_id} does not exist")
     if order.status != OrderStatus.RECEIVED:
         return order  # already triaged: a repeated job changes nothing
     settings = order.shop.settings or {}
@@ -670,8 +669,6 @@ def allocate(session: Session, order_id: int, actor: Actor | None = None) -> Ord
     # The order row first, then the stock rows (stock.allocate): one lock order, and a second copy of this
     # job waits here and then finds the order already allocated.
     order = lock_order(session, order_id)
-    if order is None:
-        raise NotFound(f"order {order_id} does not exist")
     if order.status not in (OrderStatus.APPROVED, OrderStatus.BACKORDERED):
         return order
     result = stock.allocate(session, order)
@@ -720,8 +717,6 @@ def mark_shipped(session: Session, order_id: int, actor: Actor, *, shipment_id: 
     """A parcel's label is bought: its stock leaves the location, and the order becomes `shipped` once every
     parcel has a label (`partially_shipped` before). A cancelled order is left alone (its labels are voided)."""
     order = lock_order(session, order_id)
-    if order is None:
-        raise NotFound(f"order {order_id} does not exist")
     if order.status == OrderStatus.CANCELLED:
         return order
     held = stock.allocations_of(session, order.id, statuses=[stock.AllocationStatus.RESERVED.value,
