@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import os
+import threading
 
 import psycopg
 import redis
@@ -26,15 +27,18 @@ def ping() -> tuple[str, int]:
 
 minimal_app = Flask("minimal")
 _SECRET = os.environ.get("SHOPIFY_API_SECRET", "").encode()
-_state: dict[str, object] = {}
+_state = threading.local()
+_queue: list[redis.Redis] = []
 
 
 def _connections() -> tuple[psycopg.Connection, redis.Redis]:
-    if "db" not in _state:
-        url = os.environ["BENCH_DSN"]
-        _state["db"] = psycopg.connect(url, autocommit=True)
-        _state["redis"] = redis.Redis.from_url(os.environ["REDIS_URL"])
-    return _state["db"], _state["redis"]  # type: ignore[return-value]
+    # A connection per web thread, as Orderline's receiver has: one shared by a process's threads would make
+    # them take turns on it.
+    if not hasattr(_state, "db"):
+        _state.db = psycopg.connect(os.environ["BENCH_DSN"], autocommit=True)
+    if not _queue:
+        _queue.append(redis.Redis.from_url(os.environ["REDIS_URL"]))  # thread-safe: a pool of its own
+    return _state.db, _queue[0]
 
 
 @minimal_app.post("/webhooks/shopify")

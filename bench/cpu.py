@@ -38,6 +38,12 @@ class Parts:
         return totals
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core has spent not idle (nor waiting on I/O) since boot, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def session_serving(port: int) -> int:
     """The session of the gunicorn master bound to `port` (its workers share it)."""
     for entry in Path("/proc").iterdir():

@@ -3,7 +3,7 @@ correct receiver, each under gunicorn on PostgreSQL and Redis, driven by wrk in 
 CPU each receiver's web workers and PostgreSQL used per request (from /proc: steadier than requests/s when the
 machine's speed changes from minute to minute); then the drain time until every accepted webhook is an order.
 
-    .venv/bin/python bench/webhooks.py [--seconds 10] [--rounds 3] [--connections 16] [--workers 2 | 0: no drain]
+    .venv/bin/python bench/webhooks.py [--seconds 10] [--rounds 5] [--connections 16] [--workers 2 | 0: no drain]
 
 Needs wrk (Debian package `wrk`), PostgreSQL (BENCH_POSTGRES, default the local server) and redis-server
 on PATH (a private one is started on a free port). Everything it creates is removed at the end.
@@ -36,7 +36,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.cpu import Parts, session_serving  # noqa: E402
+from bench.cpu import Parts, machine_busy_seconds, session_serving  # noqa: E402
 
 SECRET = "bench-shopify-secret"
 SHOP = "bench.myshopify.com"
@@ -137,9 +137,10 @@ def wrk(port: int, requests_file: Path, seconds: int, connections: int) -> dict[
 def measured(parts: Parts, name: str, port: int, requests_file: Path, args: argparse.Namespace) -> dict[str, float]:
     """One wrk run against a receiver, with the CPU its gunicorn workers and PostgreSQL used per request: less
     noisy than requests/s when the machine's speed changes from minute to minute."""
-    before = parts.cpu_seconds()
+    before, busy_before, started = parts.cpu_seconds(), machine_busy_seconds(), time.monotonic()
     run = wrk(port, requests_file, args.seconds, args.connections)
     after = parts.cpu_seconds()
+    run["busy"] = (machine_busy_seconds() - busy_before) / (time.monotonic() - started)
     for part, key in ((name, "web_us"), ("PostgreSQL", "pg_us")):
         run[key] = 1e6 * (after.get(part, 0.0) - before.get(part, 0.0)) / max(run["requests"], 1.0)
     return run
@@ -153,12 +154,17 @@ def count(dsn: str, sql: str) -> int:
 def main() -> None:  # noqa: PLR0915
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
-    parser.add_argument("--rounds", type=int, default=3, help="measured runs of each receiver, taken in turns")
+    parser.add_argument("--rounds", type=int, default=5, help="measured runs of each receiver, taken in turns")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes for the drain (0: no drain)")
-    parser.add_argument("--web-workers", type=int, default=5, help="gunicorn workers for every receiver")
+    parser.add_argument("--web-workers", type=int, help="gunicorn workers for every receiver (default: the "
+                        "production default, WEB_CONCURRENCY or one per core)")
+    parser.add_argument("--web-threads", type=int, help="threads per gunicorn worker (default: WEB_THREADS or 8)")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class for every receiver")
     args = parser.parse_args()
+    # As app/gunicorn_conf.py reads them, so the run is labelled with what the receivers really ran.
+    args.web_workers = args.web_workers or int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+    args.web_threads = args.web_threads or int(os.environ.get("WEB_THREADS") or 8)
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     tmp = Path(tempfile.mkdtemp(prefix="orderline-bench-"))
@@ -175,6 +181,7 @@ def main() -> None:  # noqa: PLR0915
             env = {**os.environ, "DATABASE_URL": dsn, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
                    "SHOPIFY_API_SECRET": SECRET, "ORDERLINE_SECRET_KEY": "bench", "ORDERLINE_ENV": "production",
                    "LOG_LEVEL": "WARNING", "BENCH_DSN": dsn, "WEB_CONCURRENCY": str(args.web_workers),
+                   "WEB_THREADS": str(args.web_threads),
                    "WEB_WORKER_CLASS": args.worker_class,
                    "ORDERLINE_INSTANCE_DIR": str(tmp)}
             subprocess.run([sys.executable, "-m", "app", "db", "upgrade"], env=env, cwd=ROOT, check=True,  # noqa: S603
@@ -227,17 +234,18 @@ def main() -> None:  # noqa: PLR0915
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\nwrk -t2 -c{args.connections} -d{args.seconds}s × {args.rounds} rounds, gunicorn --config "
-          f"app/gunicorn_conf.py (WEB_CONCURRENCY={args.web_workers}, {args.worker_class}), PostgreSQL + Redis "
+          f"app/gunicorn_conf.py ({args.web_workers} {args.worker_class} workers × {args.web_threads} threads), "
+          f"PostgreSQL + Redis "
           f"on loopback, {os.cpu_count()} cores; each cell: the median, then every round\n")
     print("| receiver | req/s | vs minimal (same round) | p50 ms | p99 ms | non-2xx | CPU µs per request: web workers "
-          "| PostgreSQL |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| PostgreSQL | cores busy |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         ratios = [run["rps"] / base["rps"] for run, base in zip(runs, results[MINIMAL], strict=True)]
         print(f"| {name} | {cell([r['rps'] for r in runs], '{:,.0f}')} | {cell(ratios, '{:.2f}')} "
               f"| {cell([r['p50_ms'] for r in runs], '{:.1f}')} | {cell([r['p99_ms'] for r in runs], '{:.1f}')} "
               f"| {sum(r['non_2xx'] for r in runs):.0f} | {cell([r['web_us'] for r in runs], '{:.0f}')} "
-              f"| {cell([r['pg_us'] for r in runs], '{:.0f}')} |")
+              f"| {cell([r['pg_us'] for r in runs], '{:.0f}')} | {cell([r['busy'] for r in runs], '{:.2f}')} |")
     if not args.workers:
         return
     print(f"\ndrain: {orders} of {accepted} accepted webhooks became orders in {drain:.1f} s "
