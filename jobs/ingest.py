@@ -23,7 +23,7 @@ from app.models import InboundEvent, Shop
 from app.orders import actions
 from app.orders.errors import OrderError
 from app.requestctx import bind_request_id, clear_request_id
-from app.runtime import Runtime
+from app.runtime import Runtime, thread_command
 from app.store import ALL_OR_NOTHING, all_or_nothing, utcnow
 from integrations import channel
 from integrations.base import (
@@ -84,7 +84,7 @@ def wake(runtime: Runtime, *, at: datetime | None = None, slot: int = 0) -> None
     """Make sure an ingest run starts after this moment (or at `at`). Redis down: the sweeper wakes later."""
     slot %= RUNS
     try:
-        if at is None and not runtime.redis.set(f"{WAKE_KEY}:{slot}", "1", nx=True, ex=60):
+        if at is None and not thread_command(runtime.redis, "SET", f"{WAKE_KEY}:{slot}", "1", "NX", "EX", 60):
             return  # a run of this slot is queued or about to clear the flag: it will see this delivery
         queue = Queue(str(QueueName.INGEST), connection=runtime.redis)
         options: dict[str, Any] = dict(job_id=f"ingest-{secrets.token_hex(4)}", result_ttl=300,

@@ -70,3 +70,29 @@ def test_webhooks_are_accepted_while_redis_is_down_and_ingested_once_it_is_back(
     finally:
         runtime.db.dispose()
         server.stop()
+
+
+def test_a_delivery_after_a_redis_restart_wakes_ingest_without_waiting_for_the_sweeper(
+        settings: Any, shop_id: int, tmp_path: Any) -> None:
+    from app import create_app
+    from tests.helpers_redis import PrivateRedis
+    from tests.test_outbox import run_all_jobs
+
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    app = create_app(settings.with_overrides(redis_url=server.url))
+    runtime = app.extensions["orderline"]
+    try:
+        client = app.test_client()
+        assert deliver_order(client, 40_000).json["status"] == "accepted"
+        run_all_jobs(runtime)
+        server.stop()  # everything Redis held is gone, and the receiver's connection to it is dead
+        server.start()
+        assert deliver_order(client, 40_001).json["status"] == "accepted"
+        assert Queue(str(QueueName.INGEST), connection=runtime.redis).count == 1, "the delivery woke a run"
+        run_all_jobs(runtime)
+        with runtime.db.session() as session:
+            assert sorted(session.execute(select(Order.external_id)).scalars()) == ["40000", "40001"]
+    finally:
+        runtime.db.dispose()
+        server.stop()
