@@ -10,6 +10,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from app.config import Settings
 from app.secrets_box import SecretBox
@@ -33,22 +34,33 @@ def connect_redis(url: str) -> Redis:
 _threads = threading.local()
 
 
+def _thread_connection(redis: Redis) -> tuple[Any, bool]:
+    """This thread's connection to `redis`'s server, and whether it was kept from an earlier command."""
+    held = getattr(_threads, "redis", None)
+    if held is not None and held[0] is redis.connection_pool and held[1] == os.getpid():
+        return held[2], True
+    if held is not None:
+        held[2].disconnect()  # another pool's, or inherited across a fork: closed now rather than at a collection
+    pool = redis.connection_pool
+    connection = pool.connection_class(**pool.connection_kwargs)
+    _threads.redis = (pool, os.getpid(), connection)
+    return connection, False
+
+
 def thread_command(redis: Redis, *args: Any) -> Any:
     """One Redis command on this thread's own connection to `redis`'s server, past the client's pool, retry and
     instrumentation layers: for the one command every webhook sends (py-spy on the web workers under load: the
     client's layers were a sixth of a webhook's CPU). Errors are the client's (RedisError). A connection that
     fails is dropped; a kept one found closed (Redis restarted since) is replaced and the command sent once
-    more, as the client's own retry would."""
+    more, as the client's own retry would (so a command whose reply alone was lost runs twice: a wake's
+    `SET NX` then finds its own flag, and that wake is left to the sweeper)."""
     for _attempt in range(2):
-        held = getattr(_threads, "redis", None)
-        kept = held is not None and held[0] is redis.connection_pool and held[1] == os.getpid()
-        if not kept:
-            pool = redis.connection_pool
-            held = _threads.redis = (pool, os.getpid(), pool.connection_class(**pool.connection_kwargs))
-        connection = held[2]
+        connection, kept = _thread_connection(redis)
         try:
             connection.send_command(*args)
             return connection.read_response()
+        except ResponseError:
+            raise  # Redis answered (out of memory, read-only): the connection itself is fine
         except BaseException as error:
             connection.disconnect()
             _threads.redis = None
