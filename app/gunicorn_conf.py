@@ -6,13 +6,14 @@ import shutil
 import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
-# One process per core, threads for the waiting: a request is mostly waiting on PostgreSQL and Redis, and
-# Python runs one thread of a process at a time anyway. More processes than cores made every webhook cost
-# more CPU, not less (bench/webhooks.py on 2 cores, 16 connections: 604 µs a webhook with 2 processes of 8
-# threads, 711 with 3 of 6, 801 with 5 of 4; p99 21.5, 25.1 and 29.4 ms).
+# One process per core, and a few threads to overlap each request's waits on PostgreSQL and Redis: Python runs
+# one thread of a process at a time, so more threads only queue for that lock instead of in gunicorn's own queue,
+# and each hand-over costs CPU. bench/webhooks.py on 2 cores, 16 connections, 5 rounds a run, Orderline's CPU
+# per webhook and p99: 5 processes × 4 threads 801 µs, 29.4 ms; 3 × 6 711 µs, 25.1 ms; 2 × 8 594-604 µs,
+# 21.5-24.1 ms; 2 × 4 556-559 µs, 17.0-17.4 ms.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("WEB_THREADS", "8"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
 # Shopify gives a webhook 5 s in all; a request that takes 30 s is a bug, not a slow client.
 timeout = 30
 graceful_timeout = 30

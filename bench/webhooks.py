@@ -159,12 +159,12 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes for the drain (0: no drain)")
     parser.add_argument("--web-workers", type=int, help="gunicorn workers for every receiver (default: the "
                         "production default, WEB_CONCURRENCY or one per core)")
-    parser.add_argument("--web-threads", type=int, help="threads per gunicorn worker (default: WEB_THREADS or 8)")
+    parser.add_argument("--web-threads", type=int, help="threads per gunicorn worker (default: WEB_THREADS or 4)")
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class for every receiver")
     args = parser.parse_args()
     # As app/gunicorn_conf.py reads them, so the run is labelled with what the receivers really ran.
     args.web_workers = args.web_workers or int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
-    args.web_threads = args.web_threads or int(os.environ.get("WEB_THREADS") or 8)
+    args.web_threads = args.web_threads or int(os.environ.get("WEB_THREADS") or 4)
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     tmp = Path(tempfile.mkdtemp(prefix="orderline-bench-"))
