@@ -10,7 +10,7 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 # one thread of a process at a time, so more threads only queue for that lock instead of in gunicorn's own queue,
 # and each hand-over costs CPU. bench/webhooks.py on 2 cores, 16 connections, 5 rounds a run, Orderline's CPU
 # per webhook and p99: 5 processes × 4 threads 801 µs, 29.4 ms; 3 × 6 711 µs, 25.1 ms; 2 × 8 594-604 µs,
-# 21.5-24.1 ms; 2 × 4 556-559 µs, 17.0-17.4 ms.
+# 21.5-24.1 ms; 2 × 4 556-561 µs, 17.0-19.8 ms.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("WEB_THREADS", "4"))
