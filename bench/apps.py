@@ -28,7 +28,8 @@ def ping() -> tuple[str, int]:
 minimal_app = Flask("minimal")
 _SECRET = os.environ.get("SHOPIFY_API_SECRET", "").encode()
 _state = threading.local()
-_queue: list[redis.Redis] = []
+# Thread-safe (a pool of its own) and connects on first use, so one client serves every thread.
+_queue = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
 
 
 def _connections() -> tuple[psycopg.Connection, redis.Redis]:
@@ -36,9 +37,7 @@ def _connections() -> tuple[psycopg.Connection, redis.Redis]:
     # them take turns on it.
     if not hasattr(_state, "db"):
         _state.db = psycopg.connect(os.environ["BENCH_DSN"], autocommit=True)
-    if not _queue:
-        _queue.append(redis.Redis.from_url(os.environ["REDIS_URL"]))  # thread-safe: a pool of its own
-    return _state.db, _queue[0]
+    return _state.db, _queue
 
 
 @minimal_app.post("/webhooks/shopify")
