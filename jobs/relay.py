@@ -7,7 +7,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -84,12 +84,14 @@ def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
     soon = utcnow() + timedelta(seconds=1)
     later = [(outbox_id, job, due) for outbox_id, job, due in found if due is not None and due > soon]
     rows = [(outbox_id, job) for outbox_id, job, due in found if due is None or due <= soon]
-    marks = {outbox_id: _new_job_id(outbox_id) for outbox_id, _job in rows}
+    marks: dict[int, str] = {}
     by_queue: dict[str, list[Any]] = {}
-    for outbox_id, job in rows:
+    for job, batch in _batches(rows):
+        job_id = _new_job_id(batch[0])
+        marks.update(dict.fromkeys(batch, job_id))
         by_queue.setdefault(str(spec_for(job).queue), []).append(Queue.prepare_data(
-            RUNNER, (outbox_id,), job_id=marks[outbox_id], result_ttl=3600, failure_ttl=7 * 24 * 3600,
-            timeout=600, description=f"{job} (outbox {outbox_id})"))
+            RUNNER, tuple(batch), job_id=job_id, result_ttl=3600, failure_ttl=7 * 24 * 3600,
+            timeout=600, description=f"{job} (outbox {', '.join(map(str, batch))})"))
     try:
         with runtime.redis.pipeline() as pipe:
             for name, jobs in by_queue.items():
@@ -102,6 +104,17 @@ def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
         return 0
     _mark_enqueued(runtime, marks)
     return len(marks)
+
+
+def _batches(rows: Sequence[tuple[int, str]]) -> Iterator[tuple[str, list[int]]]:
+    """The rows as RQ jobs: rows of a job that batches (`JobSpec.batch`) go in groups of up to that many."""
+    by_job: dict[str, list[int]] = {}
+    for outbox_id, job in sorted(rows):
+        by_job.setdefault(job, []).append(outbox_id)
+    for job, ids in by_job.items():
+        size = spec_for(job).batch
+        for start in range(0, len(ids), size):
+            yield job, ids[start:start + size]
 
 
 def schedule_retry(runtime: Runtime, outbox_id: int) -> None:
@@ -139,19 +152,28 @@ _held_lock = threading.Lock()
 _keeper_pid: int | None = None
 
 
-def _renew(redis: Any, outbox_id: int, ttl: int) -> None:
+def _renew_all(redis: Any, outbox_ids: Sequence[int], ttl: int) -> None:
+    """Set or extend the leases, in one round trip."""
+    if not outbox_ids:
+        return
     try:
-        redis.set(lease_key(outbox_id), "1", ex=ttl)
+        with redis.pipeline(transaction=False) as pipe:
+            for outbox_id in outbox_ids:
+                pipe.set(lease_key(outbox_id), "1", ex=ttl)
+            pipe.execute()
     except RedisError as error:
-        log.warning("lease.not_renewed", outbox_id=outbox_id, error=str(error))
+        log.warning("lease.not_renewed", outbox_ids=list(outbox_ids), error=str(error))
 
 
 def _keep_renewing() -> None:
     while True:
         with _held_lock:
             holds = list(_held.items())
+        by_client: dict[int, tuple[Any, int, list[int]]] = {}
         for outbox_id, (redis, ttl) in holds:
-            _renew(redis, outbox_id, ttl)
+            by_client.setdefault(id(redis), (redis, ttl, []))[2].append(outbox_id)
+        for redis, ttl, ids in by_client.values():
+            _renew_all(redis, ids, ttl)
         # As often as the shortest lease needs (a third of it); idle, it looks for new ones every second.
         time.sleep(min((ttl / 3 for _, (_, ttl) in holds), default=1.0))
 
@@ -166,13 +188,14 @@ os.register_at_fork(after_in_child=_forget_parent_leases)
 
 
 @contextmanager
-def held_lease(runtime: Runtime, outbox_id: int) -> Iterator[None]:
-    """Hold outbox row `outbox_id`'s lease while the block runs. Redis being down only skips renewals."""
+def held_leases(runtime: Runtime, outbox_ids: Iterable[int]) -> Iterator[None]:
+    """Hold the leases of these outbox rows while the block runs. Redis being down only skips renewals."""
     global _keeper_pid
+    ids = list(outbox_ids)
     ttl = lease_seconds(runtime)
-    _renew(runtime.redis, outbox_id, ttl)
+    _renew_all(runtime.redis, ids, ttl)
     with _held_lock:
-        _held[outbox_id] = (runtime.redis, ttl)
+        _held.update(dict.fromkeys(ids, (runtime.redis, ttl)))
         if _keeper_pid != os.getpid():
             _keeper_pid = os.getpid()
             threading.Thread(target=_keep_renewing, name="orderline-leases", daemon=True).start()
@@ -180,7 +203,8 @@ def held_lease(runtime: Runtime, outbox_id: int) -> Iterator[None]:
         yield
     finally:
         with _held_lock:
-            _held.pop(outbox_id, None)
+            for outbox_id in ids:
+                _held.pop(outbox_id, None)
 
 
 def _job_alive(runtime: Runtime, job_id: str | None) -> bool:

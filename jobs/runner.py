@@ -1,8 +1,14 @@
-"""Runs one outbox row's job: exactly-once database effects on top of RQ's at-least-once delivery."""
+"""Runs outbox rows' jobs: exactly-once database effects on top of RQ's at-least-once delivery.
+
+One RQ job may carry several rows of the same kind (the relay groups them, `JobSpec.batch`): they are claimed
+by one statement and run in one transaction, each in a savepoint of its own, so a busy hour pays for a claim,
+a lock, a commit and an RQ job per batch instead of per order, and one row's failure is still its own."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
@@ -33,11 +39,14 @@ def policy_for(runtime: Runtime) -> RetryPolicy:
 
 # Built once: every step of every order runs these, and building a statement costs more than binding one.
 _LOCK_ROW = select(OutboxEvent).where(OutboxEvent.id == bindparam("outbox_id")).with_for_update()
-_CLAIM_ROW = (update(OutboxEvent)
-              .where(OutboxEvent.id == bindparam("outbox_id"), OutboxEvent.status == "pending",
-                     or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= bindparam("due")))
-              .values(attempts=OutboxEvent.attempts + 1)
-              .returning(OutboxEvent.attempts, OutboxEvent.job, OutboxEvent.request_id))
+# In id order, so two runners that share rows (a sweep's copy) always lock them in the same order.
+_LOCK_ROWS = (select(OutboxEvent).where(OutboxEvent.id.in_(bindparam("outbox_ids", expanding=True)))
+              .order_by(OutboxEvent.id).with_for_update())
+_CLAIM_ROWS = (update(OutboxEvent)
+               .where(OutboxEvent.id.in_(bindparam("outbox_ids", expanding=True)), OutboxEvent.status == "pending",
+                      or_(OutboxEvent.next_attempt_at.is_(None), OutboxEvent.next_attempt_at <= bindparam("due")))
+               .values(attempts=OutboxEvent.attempts + 1)
+               .returning(OutboxEvent.id, OutboxEvent.attempts, OutboxEvent.job, OutboxEvent.request_id))
 _ROW_STATUS = select(OutboxEvent.status).where(OutboxEvent.id == bindparam("outbox_id"))
 
 
@@ -49,54 +58,96 @@ def _locked(session: Session, outbox_id: int) -> OutboxEvent | None:
 # The next steps of an order's fulfilment run in the same process right after the step that asked for them
 # (triage → allocate → pick and pack → label → push), instead of a trip through Redis and a fork each: an
 # order is one RQ job instead of five; likewise a text's send after its claim. Each step keeps its own outbox
-# row, transaction, lease and retries; a step left over when the budget runs out, or when the process dies, is
+# row, savepoint, lease and retries; steps left over when the budget runs out, or when the process dies, are
 # published or swept as usual. Keyed by the queue of the job that ran: the queues whose new jobs follow it.
 _FULFILMENT = frozenset({QueueName.FULFILMENT, QueueName.PROVIDERS})
 INLINE_AFTER: dict[QueueName, frozenset[QueueName]] = {
     QueueName.FULFILMENT: _FULFILMENT, QueueName.PROVIDERS: _FULFILMENT,
     QueueName.NOTIFY: frozenset({QueueName.NOTIFY}),
 }
+# Rounds of follow-ups one RQ job runs (a round: a batch of follow-ups of one kind), and for how long.
 INLINE_MAX_STEPS = 8
 INLINE_MAX_SECONDS = 60.0
 # Local steps (JobSpec.local: the database only) go further: they run inside the very transaction of the step
 # that asked for them, as nobody else can see their rows before it commits. An order's triage and allocation
-# are one transaction instead of two pairs. At most this many per transaction.
+# are one transaction instead of two pairs. At most this many for each row the transaction ran.
 LOCAL_MAX_STEPS = 8
+# A batch commits after this long and goes on in a new transaction: the orders it has locked wait no longer
+# than this for staff, whatever the providers it calls take. Ten sandbox labels take a fraction of it; an
+# EasyPost label (around half a second) takes a transaction of its own.
+TRANSACTION_SECONDS = 0.25
 
 
-def run_outbox(outbox_id: int) -> str:
-    """The RQ entry point for every job. Returns what happened, for RQ's result and the logs."""
+@dataclass(frozen=True)
+class _Claim:
+    attempt: int
+    job: str
+    request_id: str | None
+
+
+@dataclass
+class _Outcome:
+    """What one round did: each row's result, the follow-ups to run next (id, job), the errors to surface."""
+
+    results: dict[int, str] = field(default_factory=dict)
+    next_steps: list[tuple[int, str]] = field(default_factory=list)
+    failed: list[Exception] = field(default_factory=list)
+
+
+def run_outbox(*outbox_ids: int) -> str:
+    """The RQ entry point for every job: the outbox rows it runs (several when the relay batched them).
+    Returns what happened, for RQ's result and the logs."""
     runtime = runtime_module.current()
     deadline = time.monotonic() + INLINE_MAX_SECONDS
-    # The lease tells the sweeper this job is alive; if the worker is killed, it lapses within seconds.
-    with relay.held_lease(runtime, outbox_id):
-        result, next_steps = _run(runtime, outbox_id, inline=INLINE_MAX_STEPS)
-    steps = 1
+    with relay.held_leases(runtime, outbox_ids):
+        first = _run(runtime, list(outbox_ids))
+    failed, next_steps, rounds = list(first.failed), first.next_steps, 1
     while next_steps:
-        step = next_steps.pop(0)
-        left = INLINE_MAX_STEPS - steps if time.monotonic() < deadline else 0
-        if left <= 0:
-            relay.publish(runtime, [step, *next_steps])  # over budget: the rest goes through Redis
+        if rounds >= INLINE_MAX_STEPS or time.monotonic() >= deadline:
+            relay.publish(runtime, [outbox_id for outbox_id, _job in next_steps])  # over budget: through Redis
             break
-        with relay.held_lease(runtime, step):
-            _, more = _run(runtime, step, inline=left)
-        next_steps.extend(more)
-        steps += 1
-    return result
+        group, next_steps = _one_kind(next_steps)
+        with relay.held_leases(runtime, group):
+            outcome = _run(runtime, group)
+        failed.extend(outcome.failed)
+        next_steps.extend(outcome.next_steps)
+        rounds += 1
+    if failed:
+        raise failed[0]  # re-raised so RQ keeps the traceback in its failed-job registry too
+    return _summary([first.results.get(outbox_id, "skipped: already closed") for outbox_id in outbox_ids])
 
 
-def _claim(db: Database, outbox_id: int) -> tuple[int, str, str | None] | str:
-    """Count an attempt on the row if it is pending and due, in one statement of its own transaction:
+def _one_kind(steps: list[tuple[int, str]]) -> tuple[list[int], list[tuple[int, str]]]:
+    """The next round: as many of `steps` as one batch of the first one's kind takes; and the others."""
+    kind = steps[0][1]
+    group = [outbox_id for outbox_id, job in steps if job == kind][:spec_for(kind).batch]
+    return group, [(outbox_id, job) for outbox_id, job in steps if outbox_id not in group]
+
+
+def _summary(results: Sequence[str]) -> str:
+    if len(results) == 1:
+        return results[0]
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result] = counts.get(result, 0) + 1
+    return ", ".join(f"{n} {result}" for result, n in counts.items())
+
+
+def _claim(db: Database, outbox_ids: list[int]) -> dict[int, _Claim]:
+    """Count an attempt on each row that is pending and due, in one statement of its own transaction:
     counted before running, so a job that kills its worker every time still runs out of attempts. A second
-    copy of a running job waits here on the row's lock. Returns (attempt, job, request id), or why not."""
+    copy of a running job waits here on the rows' locks. Returns the rows claimed."""
     engine = db.autocommit_engine if db.dialect == "postgresql" else db.engine
     with engine.begin() as connection:
-        claimed = connection.execute(_CLAIM_ROW, {"outbox_id": outbox_id,
-                                                  "due": utcnow() + timedelta(seconds=1)}).first()
-        if claimed is None:
-            status = connection.execute(_ROW_STATUS, {"outbox_id": outbox_id}).scalar()
-            return "skipped: not due yet" if status == "pending" else "skipped: already closed"
-    return claimed.attempts, claimed.job, claimed.request_id
+        claimed = connection.execute(_CLAIM_ROWS, {"outbox_ids": outbox_ids,
+                                                   "due": utcnow() + timedelta(seconds=1)}).all()
+    return {row.id: _Claim(row.attempts, row.job, row.request_id) for row in claimed}
+
+
+def _why_not_claimed(db: Database, outbox_id: int) -> str:
+    with db.engine.connect() as connection:
+        status = connection.execute(_ROW_STATUS, {"outbox_id": outbox_id}).scalar()
+    return "skipped: not due yet" if status == "pending" else "skipped: already closed"
 
 
 def _follow_ups(session: Session, after: QueueName) -> list[OutboxEvent]:
@@ -113,12 +164,12 @@ def _next_local_step(session: Session, after: QueueName, tried: set[int]) -> Out
                  if spec_for(row.job).local and row.id not in tried and row.status == "pending"), None)
 
 
-def _run_local_steps(runtime: Runtime, session: Session, after: QueueName) -> None:
+def _run_local_steps(runtime: Runtime, session: Session, after: QueueName, budget: int) -> None:
     """Run the local steps this transaction asked for (and those they ask for in turn) inside it, each in a
     savepoint: one that fails is rolled back alone and stays pending, to be published after the commit and
     run as its own job, its error in the log."""
     tried: set[int] = set()
-    while len(tried) < LOCAL_MAX_STEPS and (row := _next_local_step(session, after, tried)) is not None:
+    while len(tried) < budget and (row := _next_local_step(session, after, tried)) is not None:
         tried.add(row.id)
         try:
             with session.begin_nested():
@@ -133,42 +184,93 @@ def _run_local_steps(runtime: Runtime, session: Session, after: QueueName) -> No
         log.info("job.done", outbox_id=row.id, job=row.job, attempt=1, local=True)
 
 
-def _inline_steps(session: Session, budget: int, after: QueueName) -> list[int]:
-    """Take up to `budget` of the follow-ups (`_follow_ups`) to run in-process next, each in a transaction of
-    its own; the relay publishes the others after the commit."""
-    chosen = _follow_ups(session, after)[:budget]
+def _inline_steps(session: Session, after: QueueName) -> list[tuple[int, str]]:
+    """The follow-ups (`_follow_ups`) to run in-process next, a batch of each kind in a transaction of its
+    own; the relay publishes the others after the commit."""
+    chosen = _follow_ups(session, after)
     session.info[outbox.SESSION_KEY] = [row for row in session.info.get(outbox.SESSION_KEY, []) if row not in chosen]
-    return [row.id for row in chosen]
+    return [(row.id, row.job) for row in chosen]
 
 
-def _run(runtime: Runtime, outbox_id: int, *, inline: int = 0) -> tuple[str, list[int]]:
-    db = runtime.db
-    claimed = _claim(db, outbox_id)
-    if isinstance(claimed, str):
-        return claimed, []
-    attempt, job, request_id = claimed
-    bind_request_id(request_id)
-    log_ = log.bind(outbox_id=outbox_id, job=job, attempt=attempt)
+def _run(runtime: Runtime, outbox_ids: list[int]) -> _Outcome:
+    """Claim the rows, run each in a savepoint of a shared transaction (a new one every TRANSACTION_SECONDS),
+    then retry or fail the ones that raised."""
+    outcome = _Outcome()
     policy = policy_for(runtime)
-    try:
-        if attempt > policy.max_attempts:
-            raise RuntimeError(f"gave up after {policy.max_attempts} attempts")
-        with db.session() as session:
-            row = _locked(session, outbox_id)
-            if row is None or row.status != "pending":
-                return "skipped: already closed", []
-            spec_for(job).func(JobContext(outbox_id, dict(row.payload), session, runtime,
-                                          may_have_run_before=attempt > 1 or row.last_error is not None))
-            row.status, row.finished_at, row.last_error = "done", utcnow(), None
-            if inline:
-                events.dispatch(session)  # the listeners' jobs too (a label after packing, …)
-                _run_local_steps(runtime, session, spec_for(job).queue)
-            next_steps = _inline_steps(session, inline, spec_for(job).queue) if inline else []
-        log_.info("job.done")
-        return "done", next_steps
-    except Exception as error:
+    claimed = _claim(runtime.db, outbox_ids)
+    for outbox_id in outbox_ids:
+        if outbox_id not in claimed:
+            outcome.results[outbox_id] = _why_not_claimed(runtime.db, outbox_id)
+    errors: dict[int, Exception] = {
+        outbox_id: RuntimeError(f"gave up after {policy.max_attempts} attempts")
+        for outbox_id, claim in claimed.items() if claim.attempt > policy.max_attempts}
+    waiting = [outbox_id for outbox_id in outbox_ids if outbox_id in claimed and outbox_id not in errors]
+    while waiting:
+        try:
+            waiting = _run_in_one_transaction(runtime, waiting, claimed, outcome, errors)
+        except Exception as failure:  # the transaction itself failed (its commit, the database gone)
+            for outbox_id in waiting:
+                errors.setdefault(outbox_id, failure)
+            break
+    for outbox_id, error in errors.items():
+        claim = claimed[outbox_id]
+        bind_request_id(claim.request_id)
+        log_ = log.bind(outbox_id=outbox_id, job=claim.job, attempt=claim.attempt)
         retry, retry_after = classify(error)
-        return _after_failure(runtime, outbox_id, attempt, error, retry, retry_after, policy, log_), []
+        try:
+            outcome.results[outbox_id] = _after_failure(runtime, outbox_id, claim.attempt, error, retry,
+                                                        retry_after, policy, log_)
+        except Exception as final:
+            outcome.results[outbox_id] = "failed"
+            outcome.failed.append(final)
+        finally:
+            clear_request_id()
+    return outcome
+
+
+def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], claimed: dict[int, _Claim],
+                            outcome: _Outcome, errors: dict[int, Exception]) -> list[int]:
+    """Run the rows in id order, each in a savepoint, in one transaction until TRANSACTION_SECONDS have
+    passed; returns the rows left for the next one. Results and follow-ups count once it has committed."""
+    started = time.monotonic()
+    left: list[int] = []
+    done: list[int] = []
+    ran = 0
+    with runtime.db.session() as session:
+        rows = session.execute(_LOCK_ROWS, {"outbox_ids": outbox_ids}).scalars().all()
+        for row in rows:
+            if ran and time.monotonic() - started > TRANSACTION_SECONDS:
+                left.append(row.id)
+                continue
+            ran += 1
+            if row.status != "pending":
+                outcome.results[row.id] = "skipped: already closed"
+            elif _run_one(runtime, session, row, claimed[row.id], errors):
+                done.append(row.id)
+        after = spec_for(rows[0].job).queue if rows else QueueName.BACKGROUND
+        _run_local_steps(runtime, session, after, LOCAL_MAX_STEPS * len(done))
+        next_steps = _inline_steps(session, after)
+    outcome.results.update(dict.fromkeys(done, "done"))
+    outcome.next_steps.extend(next_steps)
+    return left
+
+
+def _run_one(runtime: Runtime, session: Session, row: OutboxEvent, claim: _Claim,
+             errors: dict[int, Exception]) -> bool:
+    """Run one row's job in a savepoint and close the row; an error rolls back its savepoint alone."""
+    bind_request_id(claim.request_id)
+    try:
+        with session.begin_nested():
+            spec_for(claim.job).func(JobContext(row.id, dict(row.payload), session, runtime,
+                                                may_have_run_before=claim.attempt > 1 or row.last_error is not None))
+            row.status, row.finished_at, row.last_error = "done", utcnow(), None
+            events.dispatch(session)  # the listeners' jobs too (a label after packing, …)
+    except Exception as error:
+        errors[row.id] = error
+        return False
+    else:
+        log.info("job.done", outbox_id=row.id, job=claim.job, attempt=claim.attempt)
+        return True
     finally:
         clear_request_id()
 
@@ -198,5 +300,4 @@ def _after_failure(runtime: Runtime, outbox_id: int, attempt: int, error: Except
     if isinstance(error, Busy) or (retry and not policy.gives_up_after(attempt)):
         relay.schedule_retry(runtime, outbox_id)
         return "retry scheduled"
-    # Re-raised so RQ keeps the traceback in its failed-job registry too.
     raise error

@@ -1,0 +1,154 @@
+"""Batched jobs: rows of one kind share an RQ job and a transaction, and each row still fails, retries and
+counts its attempts alone (jobs/runner.py, jobs/relay.py). On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rq import Queue
+from rq.registry import FailedJobRegistry
+from sqlalchemy import select
+
+from app.failures import PermanentError, TransientError
+from app.models import OutboxEvent, Shop
+from app.outbox import add_job
+from app.runtime import Runtime
+from jobs import registry as job_registry
+from jobs import relay, runner
+from jobs.context import JobContext
+from jobs.queues import QueueName
+
+JOB = "test_batched_rename"
+
+
+def register(monkeypatch: pytest.MonkeyPatch, func: Callable[[JobContext], None], batch: int = 3) -> None:
+    monkeypatch.setitem(job_registry.JOBS, JOB, job_registry.JobSpec(func, QueueName.FULFILMENT, batch=batch))
+
+
+def shops(runtime: Runtime, count: int) -> list[int]:
+    with runtime.db.session() as session:
+        made = [Shop(channel="manual", name=f"Shop {n}", external_id=f"shop-{n}", currency="SEK")
+                for n in range(count)]
+        session.add_all(made)
+        session.flush()
+        return [shop.id for shop in made]
+
+
+def ask_in_one_transaction(runtime: Runtime, shop_ids: list[int]) -> list[int]:
+    """One rename job per shop, recorded together as a busy transaction (an ingest batch) records them."""
+    with runtime.db.session() as session:
+        rows = [add_job(session, JOB, shop_id=shop_id) for shop_id in shop_ids]  # type: ignore[arg-type]
+    return [row.id for row in rows]
+
+
+def rename(seen: list[Any], fail: Callable[[int], Exception | None] = lambda _: None) -> Callable[[JobContext], None]:
+    def job(ctx: JobContext) -> None:
+        shop = ctx.session.get(Shop, ctx.int_arg("shop_id"))
+        assert shop is not None
+        shop.name = f"renamed by {ctx.outbox_id}"
+        seen.append((ctx.outbox_id, ctx.session))
+        error = fail(ctx.int_arg("shop_id"))
+        if error is not None:
+            raise error
+    return job
+
+
+def rows(runtime: Runtime, ids: list[int]) -> dict[int, OutboxEvent]:
+    with runtime.db.session() as session:
+        return {row.id: row for row in session.execute(select(OutboxEvent).where(OutboxEvent.id.in_(ids))).scalars()}
+
+
+def names(runtime: Runtime, shop_ids: list[int]) -> dict[int, str]:
+    with runtime.db.session() as session:
+        return dict(session.execute(select(Shop.id, Shop.name).where(Shop.id.in_(shop_ids))).all())
+
+
+def test_rows_of_one_kind_share_an_rq_job_and_a_transaction(runtime: Runtime, run_jobs: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+    register(monkeypatch, rename(seen), batch=3)
+    shop_ids = shops(runtime, 7)
+    ids = ask_in_one_transaction(runtime, shop_ids)
+    queue = Queue(str(QueueName.FULFILMENT), connection=runtime.redis)
+    assert queue.count == 3, "seven rows in RQ jobs of at most three"
+    assert run_jobs()
+    done = rows(runtime, ids)
+    assert [(done[i].status, done[i].attempts) for i in ids] == [("done", 1)] * 7
+    assert sorted(outbox_id for outbox_id, _ in seen) == ids, "each row ran once"
+    sessions = [session for _, session in seen]
+    assert [len({id(s) for s in sessions[k:k + 3]}) for k in (0, 3, 6)] == [1, 1, 1], "a transaction per batch"
+    assert len({id(s) for s in sessions}) == 3
+    assert names(runtime, shop_ids) == {shop_id: f"renamed by {outbox_id}" for shop_id, outbox_id
+                                        in zip(shop_ids, ids, strict=True)}
+
+
+def test_a_failing_row_is_rolled_back_and_retried_alone(runtime: Runtime, run_jobs: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    shop_ids = shops(runtime, 3)
+    seen: list[Any] = []
+    register(monkeypatch, rename(seen, lambda shop_id: TransientError("carrier timed out", retry_after=0.5)
+                                 if shop_id == shop_ids[1] and len(seen) < 4 else None))
+    ids = ask_in_one_transaction(runtime, shop_ids)
+    started = time.monotonic()
+    assert run_jobs()
+    after_first = rows(runtime, ids)
+    assert [after_first[i].status for i in ids] == ["done", "pending", "done"]
+    assert after_first[ids[1]].attempts == 1 and "carrier timed out" in (after_first[ids[1]].last_error or "")
+    assert names(runtime, shop_ids) == {shop_ids[0]: f"renamed by {ids[0]}", shop_ids[1]: "Shop 1",
+                                        shop_ids[2]: f"renamed by {ids[2]}"}, "only the failed row's write undone"
+    time.sleep(max(0.0, 0.6 - (time.monotonic() - started)))
+    assert runner.run_outbox(ids[1]) == "done", "what RQ's scheduler runs once Retry-After has passed"
+    retried = rows(runtime, [ids[1]])[ids[1]]
+    assert (retried.status, retried.attempts, retried.last_error) == ("done", 2, None)
+    assert [outbox_id for outbox_id, _ in seen].count(ids[0]) == 1, "the rest of the batch did not run again"
+    assert names(runtime, [shop_ids[1]]) == {shop_ids[1]: f"renamed by {ids[1]}"}
+
+
+def test_a_permanent_failure_fails_its_row_and_reaches_rq_while_the_batch_commits(
+        runtime: Runtime, run_jobs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop_ids = shops(runtime, 3)
+    register(monkeypatch, rename([], lambda shop_id: PermanentError("address refused")
+                                 if shop_id == shop_ids[0] else None))
+    ids = ask_in_one_transaction(runtime, shop_ids)
+    run_jobs()
+    after = rows(runtime, ids)
+    assert [after[i].status for i in ids] == ["failed", "done", "done"]
+    assert after[ids[0]].rq_job_id == after[ids[1]].rq_job_id, "one RQ job carried them"
+    failed = FailedJobRegistry(queue=Queue(str(QueueName.FULFILMENT), connection=runtime.redis))
+    assert failed.get_job_ids() == [after[ids[0]].rq_job_id], "RQ keeps the error's traceback"
+    assert names(runtime, shop_ids)[shop_ids[0]] == "Shop 0"
+
+
+def test_a_slow_batch_commits_every_transaction_seconds(runtime: Runtime, run_jobs: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows that call a slow provider do not keep the earlier rows' orders locked for the whole batch."""
+    seen: list[Any] = []
+    slow = rename(seen)
+
+    def slow_rename(ctx: JobContext) -> None:
+        slow(ctx)
+        time.sleep(0.2)
+
+    register(monkeypatch, slow_rename, batch=5)
+    monkeypatch.setattr(runner, "TRANSACTION_SECONDS", 0.3)
+    ids = ask_in_one_transaction(runtime, shops(runtime, 5))
+    assert run_jobs()
+    assert all(row.status == "done" for row in rows(runtime, ids).values())
+    sessions = [id(session) for _, session in seen]
+    assert [sessions[0] == sessions[1], sessions[1] == sessions[2]] == [True, False], "two rows, then commit"
+    assert len(set(sessions)) == 3
+
+
+def test_a_second_copy_of_a_batch_runs_nothing_twice(runtime: Runtime, run_jobs: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+    register(monkeypatch, rename(seen))
+    ids = ask_in_one_transaction(runtime, shops(runtime, 3))
+    assert run_jobs()
+    Queue(str(QueueName.FULFILMENT), connection=runtime.redis).enqueue(relay.RUNNER, *ids)  # RQ's redelivery
+    assert run_jobs()
+    assert len(seen) == 3
+    assert runner.run_outbox(*ids) == "3 skipped: already closed"
