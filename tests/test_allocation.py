@@ -344,6 +344,39 @@ def test_shipping_takes_the_units_off_the_shelf(runtime: Runtime, manual_shop: i
         assert stock.release_order(session, session.get(Order, order_id)) == [], "shipped goods are not released"
 
 
+def test_a_shipment_rolled_back_leaves_the_units_on_the_shelf(runtime: Runtime, manual_shop: int,
+                                                              warehouses: None) -> None:
+    import_csv(runtime, "location,sku,on_hand\nSTHLM,TEE-BLK-M,5\n")
+    rolled_back, shipped = (approved_order(runtime, manual_shop, ("TEE-BLK-M", n)) for n in (2, 1))
+    allocate(runtime, rolled_back)
+    allocate(runtime, shipped)
+    with runtime.db.session() as session:
+        with pytest.raises(RuntimeError), session.begin_nested():  # a label batch's row that failed
+            stock.ship_allocations(session, stock.allocations_of(session, rolled_back))
+            raise RuntimeError("the carrier refused")
+        stock.ship_allocations(session, stock.allocations_of(session, shipped))
+    assert [a[3] for a in allocated(runtime, rolled_back)] == ["reserved"]
+    assert levels(runtime)[("STHLM", "TEE-BLK-M")] == (4, 2, None), "one unit left, two still reserved"
+
+
+def test_shipping_does_not_keep_the_stock_row_from_other_allocations(runtime: Runtime, manual_shop: int,
+                                                                      warehouses: None) -> None:
+    """A batch of labels ships many parcels of a popular SKU in one transaction; allocations of that SKU go
+    on meanwhile instead of waiting for the batch to commit."""
+    if runtime.db.dialect != "postgresql":
+        pytest.skip("needs concurrent writers (PostgreSQL)")
+    import_csv(runtime, "location,sku,on_hand\nSTHLM,TEE-BLK-M,5\n")
+    first, second = (approved_order(runtime, manual_shop, ("TEE-BLK-M", 2)) for _ in range(2))
+    allocate(runtime, first)
+    with runtime.db.session() as batch:
+        stock.ship_allocations(batch, stock.allocations_of(batch, first))
+        batch.flush()
+        with runtime.db.session() as other:
+            other.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            assert actions.allocate(other, second).status == "allocated"
+    assert levels(runtime)[("STHLM", "TEE-BLK-M")] == (3, 2, None)
+
+
 # --- the concurrency test -------------------------------------------------------------------------------
 
 
