@@ -56,6 +56,18 @@ def test_the_second_step_of_a_transaction_reuses_the_locked_order(runtime: Runti
     assert len(order_reads(seen)) == 1, "read once, under the lock"
 
 
+def test_a_step_in_the_next_savepoint_reuses_the_order_a_released_one_locked(runtime: Runtime, client: Any,
+                                                                            auth: Any, manual_shop: int) -> None:
+    order_id = new_order(client, auth, manual_shop)
+    with runtime.db.session() as session, statements(runtime) as seen:
+        with session.begin_nested():  # a batch's triage of the order, in its row's savepoint
+            first = actions.lock_order(session, order_id)
+        with session.begin_nested():  # the allocation it asked for, in the next one
+            again = actions.lock_order(session, order_id)
+    assert again is first
+    assert len(order_reads(seen)) == 1, "the lock outlives the released savepoint"
+
+
 def test_a_new_transaction_reads_the_order_again_with_what_others_committed(runtime: Runtime, client: Any,
                                                                            auth: Any, manual_shop: int) -> None:
     order_id = new_order(client, auth, manual_shop)

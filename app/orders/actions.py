@@ -80,9 +80,15 @@ def lock_order(session: Session, order_id: int) -> Order:
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_locked_orders(session: Session, transaction: SessionTransaction) -> None:
-    # The transaction's end, or any savepoint's (PostgreSQL releases the locks taken in a savepoint that is
-    # rolled back); not the inner marker every flush opens and closes.
-    if transaction.parent is None or transaction.nested:
+    # At the transaction's end; not when a savepoint is released (its locks pass to the transaction: a batch's
+    # triage and the allocation after it run in two savepoints) nor at the marker every flush opens.
+    if transaction.parent is None:
+        session.info.pop(_LOCKED_ORDERS, None)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_locked_orders_after_rollback(session: Session, previous: SessionTransaction) -> None:
+    if previous.nested:  # PostgreSQL gives up the locks taken in a savepoint that is rolled back
         session.info.pop(_LOCKED_ORDERS, None)
 
 
