@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import bindparam, inspect, or_, select, update
+from sqlalchemy import bindparam, event, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import events, outbox
@@ -237,6 +237,7 @@ def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], claimed: di
     done: list[int] = []
     ran = 0
     with runtime.db.session() as session:
+        session.info[_KEPT] = []
         rows = session.execute(_LOCK_ROWS, {"outbox_ids": outbox_ids}).scalars().all()
         for row in rows:
             if ran and time.monotonic() - started > TRANSACTION_SECONDS:
@@ -253,6 +254,18 @@ def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], claimed: di
     outcome.results.update(dict.fromkeys(done, "done"))
     outcome.next_steps.extend(next_steps)
     return left
+
+
+# The session's identity map holds objects weakly: what a row loaded (the shop, its locations) would be gone
+# when the row ends, and read again by the next row. A batch's session keeps them until it commits instead.
+_KEPT = "orderline.batch_kept"
+
+
+@event.listens_for(Session, "loaded_as_persistent")
+def _keep_for_the_batch(session: Session, instance: object) -> None:
+    kept = session.info.get(_KEPT)
+    if kept is not None:
+        kept.append(instance)
 
 
 def _run_one(runtime: Runtime, session: Session, row: OutboxEvent, claim: _Claim,

@@ -20,6 +20,7 @@ from jobs import registry as job_registry
 from jobs import relay, runner
 from jobs.context import JobContext
 from jobs.queues import QueueName
+from tests.test_order_locks import statements
 
 JOB = "test_batched_rename"
 
@@ -130,10 +131,10 @@ def test_a_slow_batch_commits_every_transaction_seconds(runtime: Runtime, run_jo
 
     def slow_rename(ctx: JobContext) -> None:
         slow(ctx)
-        time.sleep(0.2)
+        time.sleep(0.3)
 
     register(monkeypatch, slow_rename, batch=5)
-    monkeypatch.setattr(runner, "TRANSACTION_SECONDS", 0.3)
+    monkeypatch.setattr(runner, "TRANSACTION_SECONDS", 0.5)
     ids = ask_in_one_transaction(runtime, shops(runtime, 5))
     assert run_jobs()
     assert all(row.status == "done" for row in rows(runtime, ids).values())
@@ -152,3 +153,18 @@ def test_a_second_copy_of_a_batch_runs_nothing_twice(runtime: Runtime, run_jobs:
     assert run_jobs()
     assert len(seen) == 3
     assert runner.run_outbox(*ids) == "3 skipped: already closed"
+
+
+def test_what_one_row_loaded_the_next_row_of_the_batch_finds_without_reading_it_again(
+        runtime: Runtime, run_jobs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    (shop_id,) = shops(runtime, 1)
+
+    def read_shop(ctx: JobContext) -> None:
+        shop = ctx.session.get(Shop, ctx.int_arg("shop_id"))  # by key: the identity map first
+        assert shop is not None and shop.name == "Shop 0"
+
+    register(monkeypatch, read_shop, batch=4)
+    ask_in_one_transaction(runtime, [shop_id] * 4)
+    with statements(runtime) as seen:
+        assert run_jobs()
+    assert len([s for s in seen if s.startswith("SELECT shops.")]) == 1, "four rows, one read of their shop"
