@@ -36,6 +36,8 @@ log = structlog.get_logger("orderline.relay")
 # RQ states in which the job will still run by itself; anything else means the row needs a new job.
 _ALIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 RUNNER = "jobs.runner.run_outbox"
+# RQ stops a job that runs longer than this (a hung call); a batch gets as long for each of its rows.
+JOB_TIMEOUT_SECONDS = 600
 
 
 def _new_job_id(outbox_id: int) -> str:
@@ -54,10 +56,10 @@ def _enqueue(runtime: Runtime, outbox_id: int, job: str, *, delay: float | None 
     description = f"{job} (outbox {outbox_id})"
     if delay and delay > 0:
         queue.enqueue_at(_whole_second_after(delay), RUNNER, outbox_id, job_id=job_id, result_ttl=3600,
-                         failure_ttl=7 * 24 * 3600, job_timeout=600, description=description)
+                         failure_ttl=7 * 24 * 3600, job_timeout=JOB_TIMEOUT_SECONDS, description=description)
     else:
         queue.enqueue(RUNNER, outbox_id, job_id=job_id, result_ttl=3600, failure_ttl=7 * 24 * 3600,
-                      job_timeout=600, description=description)
+                      job_timeout=JOB_TIMEOUT_SECONDS, description=description)
     return job_id
 
 
@@ -91,7 +93,7 @@ def publish(runtime: Runtime, outbox_ids: Iterable[int]) -> int:
         marks.update(dict.fromkeys(batch, job_id))
         by_queue.setdefault(str(spec_for(job).queue), []).append(Queue.prepare_data(
             RUNNER, tuple(batch), job_id=job_id, result_ttl=3600, failure_ttl=7 * 24 * 3600,
-            timeout=600, description=f"{job} (outbox {', '.join(map(str, batch))})"))
+            timeout=JOB_TIMEOUT_SECONDS * len(batch), description=f"{job} (outbox {', '.join(map(str, batch))})"))
     try:
         with runtime.redis.pipeline() as pipe:
             for name, jobs in by_queue.items():

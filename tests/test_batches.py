@@ -75,6 +75,8 @@ def test_rows_of_one_kind_share_an_rq_job_and_a_transaction(runtime: Runtime, ru
     ids = ask_in_one_transaction(runtime, shop_ids)
     queue = Queue(str(QueueName.FULFILMENT), connection=runtime.redis)
     assert queue.count == 3, "seven rows in RQ jobs of at most three"
+    assert [job.timeout for job in queue.jobs] == [3 * relay.JOB_TIMEOUT_SECONDS] * 2 + [relay.JOB_TIMEOUT_SECONDS], \
+        "as long for each row as a job of its own would have"
     assert run_jobs()
     done = rows(runtime, ids)
     assert [(done[i].status, done[i].attempts) for i in ids] == [("done", 1)] * 7
