@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import bindparam, event, inspect, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app import events, outbox
@@ -204,14 +205,24 @@ def _run(runtime: Runtime, outbox_ids: list[int]) -> _Outcome:
     errors: dict[int, Exception] = {
         outbox_id: RuntimeError(f"gave up after {policy.max_attempts} attempts")
         for outbox_id, claim in claimed.items() if claim.attempt > policy.max_attempts}
+    batch = _Batch(claimed, outcome, errors)
     waiting = [outbox_id for outbox_id in outbox_ids if outbox_id in claimed and outbox_id not in errors]
     while waiting:
+        attempted: list[int] = []
         try:
-            waiting = _run_in_one_transaction(runtime, waiting, claimed, outcome, errors)
-        except Exception as failure:  # the transaction itself failed (its commit, the database gone)
-            for outbox_id in waiting:
+            waiting = _run_in_one_transaction(runtime, waiting, batch, attempted)
+        except Exception as failure:  # the transaction itself failed: its commit, or the database gone
+            if len(attempted) > 1:
+                # One row may have broken it for all (its stock update at the commit, a lost connection): each
+                # runs again in a transaction of its own, knowing it may have reached a provider already.
+                for outbox_id in attempted:
+                    errors.pop(outbox_id, None)
+                batch.rows_per_transaction = 1
+                batch.ran_before.update(attempted)
+                continue
+            for outbox_id in attempted or waiting:
                 errors.setdefault(outbox_id, failure)
-            break
+            waiting = [outbox_id for outbox_id in waiting if outbox_id not in attempted] if attempted else []
     for outbox_id, error in errors.items():
         claim = claimed[outbox_id]
         bind_request_id(claim.request_id)
@@ -228,31 +239,43 @@ def _run(runtime: Runtime, outbox_ids: list[int]) -> _Outcome:
     return outcome
 
 
-def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], claimed: dict[int, _Claim],
-                            outcome: _Outcome, errors: dict[int, Exception]) -> list[int]:
+@dataclass
+class _Batch:
+    claimed: dict[int, _Claim]
+    outcome: _Outcome
+    errors: dict[int, Exception]
+    rows_per_transaction: int = 1_000_000
+    ran_before: set[int] = field(default_factory=set)  # in a transaction that then failed
+
+
+def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], batch: _Batch, attempted: list[int]) -> list[int]:
     """Run the rows in id order, each in a savepoint, in one transaction until TRANSACTION_SECONDS have
-    passed; returns the rows left for the next one. Results and follow-ups count once it has committed."""
+    passed, or a row's database error leaves the rest for a new one; returns the rows left. Each row run is
+    noted in `attempted`. Results and follow-ups count once the transaction has committed."""
     started = time.monotonic()
     left: list[int] = []
     done: list[int] = []
-    ran = 0
     with runtime.db.session() as session:
-        session.info[_KEPT] = []
+        if spec_for(batch.claimed[outbox_ids[0]].job).batch > 1:
+            session.info[_KEPT] = []
         rows = session.execute(_LOCK_ROWS, {"outbox_ids": outbox_ids}).scalars().all()
         for row in rows:
-            if ran and time.monotonic() - started > TRANSACTION_SECONDS:
+            if attempted and (time.monotonic() - started > TRANSACTION_SECONDS
+                              or len(attempted) >= batch.rows_per_transaction
+                              or isinstance(batch.errors.get(attempted[-1]), DBAPIError)):
                 left.append(row.id)
                 continue
-            ran += 1
+            attempted.append(row.id)
             if row.status != "pending":
-                outcome.results[row.id] = "skipped: already closed"
-            elif _run_one(runtime, session, row, claimed[row.id], errors):
+                batch.outcome.results[row.id] = "skipped: already closed"
+            elif _run_one(runtime, session, row, batch.claimed[row.id], batch.errors,
+                          ran_before=row.id in batch.ran_before):
                 done.append(row.id)
         after = spec_for(rows[0].job).queue if rows else QueueName.BACKGROUND
         _run_local_steps(runtime, session, after, LOCAL_MAX_STEPS * len(done))
         next_steps = _inline_steps(session, after)
-    outcome.results.update(dict.fromkeys(done, "done"))
-    outcome.next_steps.extend(next_steps)
+    batch.outcome.results.update(dict.fromkeys(done, "done"))
+    batch.outcome.next_steps.extend(next_steps)
     return left
 
 
@@ -269,13 +292,14 @@ def _keep_for_the_batch(session: Session, instance: object) -> None:
 
 
 def _run_one(runtime: Runtime, session: Session, row: OutboxEvent, claim: _Claim,
-             errors: dict[int, Exception]) -> bool:
+             errors: dict[int, Exception], *, ran_before: bool = False) -> bool:
     """Run one row's job in a savepoint and close the row; an error rolls back its savepoint alone."""
     bind_request_id(claim.request_id)
+    maybe_ran = ran_before or claim.attempt > 1 or row.last_error is not None
     try:
         with session.begin_nested():
             spec_for(claim.job).func(JobContext(row.id, dict(row.payload), session, runtime,
-                                                may_have_run_before=claim.attempt > 1 or row.last_error is not None))
+                                                may_have_run_before=maybe_ran))
             row.status, row.finished_at, row.last_error = "done", utcnow(), None
             events.dispatch(session)  # the listeners' jobs too (a label after packing, …)
     except Exception as error:

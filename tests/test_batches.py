@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from rq import Queue
 from rq.registry import FailedJobRegistry
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from app.failures import PermanentError, TransientError
 from app.models import OutboxEvent, Shop
@@ -170,3 +172,50 @@ def test_what_one_row_loaded_the_next_row_of_the_batch_finds_without_reading_it_
     with statements(runtime) as seen:
         assert run_jobs()
     assert len([s for s in seen if s.startswith("SELECT shops.")]) == 1, "four rows, one read of their shop"
+
+
+def test_a_row_that_breaks_the_commit_fails_alone_and_the_others_run_again_knowing_it(
+        runtime: Runtime, run_jobs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row's effects can fail the whole transaction at its commit (shipped units leave the stock rows
+    then): each row runs again in a transaction of its own, told it may already have called its provider."""
+    shop_ids = shops(runtime, 3)
+    looked_first: list[tuple[int, bool]] = []
+    renaming = rename([])
+
+    def job(ctx: JobContext) -> None:
+        looked_first.append((ctx.int_arg("shop_id"), ctx.may_have_run_before))
+        renaming(ctx)
+        if ctx.int_arg("shop_id") == shop_ids[1]:
+            ctx.session.info["test.breaks_commit"] = True
+
+    def refuse(session: Any) -> None:
+        if not session.in_nested_transaction() and session.info.pop("test.breaks_commit", False):
+            raise PermanentError("the stock row refused the update")
+
+    register(monkeypatch, job)
+    sa_event.listen(runtime.db.sessionmaker, "before_commit", refuse)
+    try:
+        ids = ask_in_one_transaction(runtime, shop_ids)
+        run_jobs()
+    finally:
+        sa_event.remove(runtime.db.sessionmaker, "before_commit", refuse)
+    after = rows(runtime, ids)
+    assert [(after[i].status, after[i].attempts) for i in ids] == [("done", 1), ("failed", 1), ("done", 1)]
+    assert "the stock row refused" in (after[ids[1]].last_error or "")
+    assert looked_first == [(shop_ids[0], False), (shop_ids[1], False), (shop_ids[2], False),
+                            (shop_ids[0], True), (shop_ids[1], True), (shop_ids[2], True)]
+    assert names(runtime, shop_ids)[shop_ids[1]] == "Shop 1"
+
+
+def test_after_a_database_error_the_rest_of_the_batch_runs_in_a_new_transaction(
+        runtime: Runtime, run_jobs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop_ids = shops(runtime, 3)
+    seen: list[Any] = []
+    register(monkeypatch, rename(seen, lambda shop_id: OperationalError(
+        "SELECT 1", {}, Exception("server closed the connection unexpectedly")) if shop_id == shop_ids[0]
+        and len(seen) == 1 else None))
+    ids = ask_in_one_transaction(runtime, shop_ids)
+    run_jobs()
+    after = rows(runtime, ids)
+    assert [after[i].status for i in ids] == ["pending", "done", "done"], "the first retries, the rest ran"
+    assert seen[0][1] is not seen[1][1] and seen[1][1] is seen[2][1], "not in the session the error left behind"
