@@ -172,6 +172,7 @@ def _run_local_steps(runtime: Runtime, session: Session, after: QueueName, budge
     tried: set[int] = set()
     while len(tried) < budget and (row := _next_local_step(session, after, tried)) is not None:
         tried.add(row.id)
+        bind_request_id(row.request_id)  # what it asks for next carries the request that started it all
         try:
             with session.begin_nested():
                 spec_for(row.job).func(JobContext(row.id, dict(row.payload), session, runtime))
@@ -181,6 +182,8 @@ def _run_local_steps(runtime: Runtime, session: Session, after: QueueName, budge
             log.warning("job.local_step_failed", outbox_id=row.id, job=row.job,
                         error=f"{type(error).__name__}: {error}"[:500])
             continue
+        finally:
+            clear_request_id()
         session.info[outbox.SESSION_KEY].remove(row)  # closed: nothing for the relay to publish
         log.info("job.done", outbox_id=row.id, job=row.job, attempt=1, local=True)
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from app.failures import PermanentError, TransientError
 from app.models import OutboxEvent, Shop
 from app.outbox import add_job
+from app.requestctx import bind_request_id, clear_request_id, current_request_id
 from app.runtime import Runtime
 from jobs import registry as job_registry
 from jobs import relay, runner
@@ -219,3 +220,32 @@ def test_after_a_database_error_the_rest_of_the_batch_runs_in_a_new_transaction(
     after = rows(runtime, ids)
     assert [after[i].status for i in ids] == ["pending", "done", "done"], "the first retries, the rest ran"
     assert seen[0][1] is not seen[1][1] and seen[1][1] is seen[2][1], "not in the session the error left behind"
+
+
+def test_the_request_id_follows_a_batch_into_its_local_steps_and_what_they_ask_for(
+        runtime: Runtime, run_jobs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def step(name: str, then: str | None) -> Callable[[JobContext], None]:
+        def job(ctx: JobContext) -> None:
+            seen.append((name, current_request_id()))
+            if then:
+                add_job(ctx.session, then, shop_id=ctx.int_arg("shop_id"))  # type: ignore[arg-type]
+        return job
+
+    monkeypatch.setitem(job_registry.JOBS, "test_first", job_registry.JobSpec(
+        step("first", "test_local"), QueueName.FULFILMENT, batch=3))
+    monkeypatch.setitem(job_registry.JOBS, "test_local", job_registry.JobSpec(
+        step("local", "test_next"), QueueName.FULFILMENT, local=True, batch=3))
+    monkeypatch.setitem(job_registry.JOBS, "test_next", job_registry.JobSpec(
+        step("next", None), QueueName.FULFILMENT, batch=3))
+    (shop_id,) = shops(runtime, 1)
+    bind_request_id("lb-trace-batch-0001")
+    try:
+        with runtime.db.session() as session:
+            add_job(session, "test_first", shop_id=shop_id)  # type: ignore[arg-type]
+    finally:
+        clear_request_id()
+    assert run_jobs()
+    assert seen == [("first", "lb-trace-batch-0001"), ("local", "lb-trace-batch-0001"),
+                    ("next", "lb-trace-batch-0001")]
