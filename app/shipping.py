@@ -242,7 +242,6 @@ def claim_shipments(session: Session, order: Order, *, carrier: str | None = Non
         if carrier or service:
             shipment.requested_carrier, shipment.requested_service = carrier, service
         shipment.last_error = None
-        session.flush()
         outbox.add_job(session, outbox.JobName.BUY_LABEL, shipment_id=shipment.id)
     return waiting
 
@@ -293,7 +292,9 @@ def buy_label(runtime: Runtime, session: Session, shipment_id: int, *, look_firs
         return "no such shipment"
     if shipment.status != ShipmentStatus.PURCHASING or shipment.reference is None:
         return f"nothing to do: {shipment.status}"
-    order = shipment.order
+    # Locked now, not at mark_shipped: locking reads the order afresh, and what was read of it before (its
+    # lines, addresses and parcels for the request) would be read a second time.
+    order = actions.lock_order(session, shipment.order_id)
     client = carrier_client(runtime, order.shop, shipment.provider)
     since = (shipment.claimed_at or utcnow()) - FIND_MARGIN
     # First: did an earlier attempt buy it before dying? Then never buy a second one. Any claim not fresh (a

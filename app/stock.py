@@ -40,7 +40,7 @@ from app import outbox
 from app.models import Allocation, LineItem, Location, Order, OutboxEvent, StockLevel
 from app.orders.errors import OrderError
 from app.orders.statuses import OrderStatus
-from app.store import utcnow
+from app.store import once_per_transaction, utcnow
 
 log = structlog.get_logger("orderline.stock")
 
@@ -618,7 +618,8 @@ def _ship_country(order: Order) -> str | None:
 
 
 def _has_active_location(session: Session) -> bool:
-    return session.execute(select(Location.id).where(Location.active.is_(True)).limit(1)).first() is not None
+    return once_per_transaction(session, "has_active_location", lambda: session.execute(
+        select(Location.id).where(Location.active.is_(True)).limit(1)).first() is not None)
 
 
 def allocate(session: Session, order: Order, *, strategy: Strategy | None = None) -> AllocationResult:

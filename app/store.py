@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import psycopg
 from sqlalchemy import JSON, DateTime, Dialect, Numeric, String, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 
@@ -178,3 +178,24 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     # A deferred transaction that reads then writes can fail with "database is locked" without waiting;
     # taking the write lock up front makes concurrent writers queue on busy_timeout instead.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# --- reference data read once per transaction ------------------------------------------------------------
+
+_MEMO_KEY = "orderline.transaction_memo"
+T = TypeVar("T")
+
+
+def once_per_transaction(session: Session, key: str, read: Callable[[], T]) -> T:
+    """`read()` the first time this transaction asks for `key`, the same answer after: reference data that
+    every order of a batch asks for (the shop's home country, whether any location is active)."""
+    memo: dict[str, Any] = session.info.setdefault(_MEMO_KEY, {})
+    if key not in memo:
+        memo[key] = read()
+    return cast(T, memo[key])
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memo(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_MEMO_KEY, None)

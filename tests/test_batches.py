@@ -19,6 +19,7 @@ from app.models import OutboxEvent, Shop
 from app.outbox import add_job
 from app.requestctx import bind_request_id, clear_request_id, current_request_id
 from app.runtime import Runtime
+from app.store import once_per_transaction
 from jobs import registry as job_registry
 from jobs import relay, runner
 from jobs.context import JobContext
@@ -249,3 +250,18 @@ def test_the_request_id_follows_a_batch_into_its_local_steps_and_what_they_ask_f
     assert run_jobs()
     assert seen == [("first", "lb-trace-batch-0001"), ("local", "lb-trace-batch-0001"),
                     ("next", "lb-trace-batch-0001")]
+
+
+def test_reference_data_is_read_once_a_transaction_and_again_in_the_next(runtime: Runtime) -> None:
+    reads: list[int] = []
+
+    def read() -> int:
+        reads.append(1)
+        return len(reads)
+
+    with runtime.db.session() as session:
+        assert once_per_transaction(session, "answer", read) == 1
+        with session.begin_nested():  # the next row of a batch
+            assert once_per_transaction(session, "answer", read) == 1
+    with runtime.db.session() as session:
+        assert once_per_transaction(session, "answer", read) == 2, "a new transaction asks again"

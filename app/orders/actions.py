@@ -26,7 +26,7 @@ from app.orders.errors import Conflict, Forbidden, IllegalTransition, InvalidOrd
 from app.orders.statuses import CANCELLABLE, OrderStatus, can_transition
 from app.orders.types import Actor, ActorKind, NewAddress, NewOrder, NewRefund, Role
 from app.requestctx import current_request_id
-from app.store import all_or_nothing, utcnow
+from app.store import all_or_nothing, once_per_transaction, utcnow
 
 
 def record_event(
@@ -288,8 +288,9 @@ def _first_time_customer(session: Session, order: Order) -> bool:
 
 
 def _home_country(session: Session) -> str | None:
-    return session.execute(select(Location.country_code).where(Location.active.is_(True))
-                           .order_by(Location.priority, Location.id).limit(1)).scalar()
+    return once_per_transaction(session, "home_country", lambda: session.execute(
+        select(Location.country_code).where(Location.active.is_(True))
+        .order_by(Location.priority, Location.id).limit(1)).scalar())
 
 
 def approve(session: Session, order_id: int, actor: Actor, *, expected_version: int | None = None,
