@@ -262,6 +262,9 @@ def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], batch: _Bat
         if spec_for(batch.claimed[outbox_ids[0]].job).batch > 1:
             session.info[_KEPT] = []
         rows = session.execute(_LOCK_ROWS, {"outbox_ids": outbox_ids}).scalars().all()
+        prepare = spec_for(batch.claimed[outbox_ids[0]].job).prepare
+        if prepare is not None:
+            prepare(session, [row.payload for row in rows[:batch.rows_per_transaction] if row.status == "pending"])
         for row in rows:
             if attempted and (time.monotonic() - started > TRANSACTION_SECONDS
                               or len(attempted) >= batch.rows_per_transaction

@@ -5,7 +5,8 @@ propagate, so the runner retries with backoff (honouring Retry-After)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,12 +14,20 @@ from sqlalchemy.orm import Session
 from app import shipping
 from app.failures import PermanentError
 from app.models import Shipment
+from app.orders import actions
 from app.runtime import Runtime
 from jobs.context import JobContext
 
 
 def auto_pick_pack(ctx: JobContext) -> None:
     shipping.auto_pick_pack(ctx.session, ctx.int_arg("order_id"))
+
+
+def lock_orders_of_shipments(session: Session, payloads: Sequence[dict[str, Any]]) -> None:
+    """Before a batch of steps that take a `shipment_id`: the parcels' orders locked and read together, the
+    order before its parcel as every step takes them."""
+    ids = [p["shipment_id"] for p in payloads if isinstance(p.get("shipment_id"), int)]
+    actions.lock_orders(session, session.execute(select(Shipment.order_id).where(Shipment.id.in_(ids))).scalars())
 
 
 def _order_of(ctx: JobContext, shipment_id: int) -> int | None:

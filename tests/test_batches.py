@@ -265,3 +265,15 @@ def test_reference_data_is_read_once_a_transaction_and_again_in_the_next(runtime
             assert once_per_transaction(session, "answer", read) == 1
     with runtime.db.session() as session:
         assert once_per_transaction(session, "answer", read) == 2, "a new transaction asks again"
+
+
+def test_a_batch_prepares_once_for_all_its_rows_before_the_first_runs(runtime: Runtime, run_jobs: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    happened: list[Any] = []
+    shop_ids = shops(runtime, 3)
+    monkeypatch.setitem(job_registry.JOBS, JOB, job_registry.JobSpec(
+        lambda ctx: happened.append(("run", ctx.int_arg("shop_id"))), QueueName.FULFILMENT, batch=3,
+        prepare=lambda session, payloads: happened.append(("prepare", [p["shop_id"] for p in payloads]))))
+    ask_in_one_transaction(runtime, shop_ids)
+    assert run_jobs()
+    assert happened == [("prepare", shop_ids), *(("run", shop_id) for shop_id in shop_ids)]

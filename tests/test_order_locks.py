@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, select, text
+from sqlalchemy.exc import OperationalError
 
+from app.models import Order
 from app.orders import actions
 from app.runtime import Runtime
 from tests.conftest import order_payload
@@ -92,3 +95,24 @@ def test_after_a_savepoint_is_rolled_back_the_order_is_locked_and_read_again(run
             assert actions.lock_order(session, order_id) is not None
         assert len(order_reads(seen)) == 1
         assert seen[0].endswith("FOR UPDATE") or runtime.db.dialect == "sqlite"
+
+
+def test_a_batch_locks_and_reads_its_orders_together_and_each_step_finds_them(runtime: Runtime, client: Any,
+                                                                               auth: Any, manual_shop: int) -> None:
+    order_ids = [new_order(client, auth, manual_shop) for _ in range(3)]
+    with runtime.db.session() as session:
+        with statements(runtime) as prepared:
+            actions.lock_orders(session, reversed(order_ids))
+        with statements(runtime) as stepped:
+            for order_id in order_ids:  # what triage, allocation, a label each read of their order
+                order = actions.lock_order(session, order_id)
+                assert order.line_items and order.address("shipping") is not None and order.shipments == []
+        if runtime.db.dialect == "postgresql":
+            with runtime.db.session() as other:
+                other.execute(text("SET LOCAL lock_timeout = '100ms'"))
+                with pytest.raises(OperationalError):
+                    other.execute(select(Order.id).where(Order.id == order_ids[1]).with_for_update())
+    assert len(order_reads(prepared)) == 1, "one statement for the three orders"
+    assert prepared[0].endswith("FOR UPDATE") or runtime.db.dialect == "sqlite"
+    assert len([s for s in prepared if s.startswith("SELECT")]) == 4, "the orders, their lines, addresses, parcels"
+    assert stepped == [], "every step found its order, its lines, address and parcels already read"

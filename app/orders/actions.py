@@ -7,7 +7,7 @@ Callers (API, Slack, jobs, ingest) open the transaction; these functions never c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,7 @@ from uuid import uuid4
 
 from sqlalchemy import event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import events, outbox, stock
@@ -76,6 +76,21 @@ def lock_order(session: Session, order_id: int) -> Order:
         raise NotFound(f"order {order_id} does not exist")
     locked[order_id] = order
     return order
+
+
+def lock_orders(session: Session, order_ids: Iterable[int]) -> None:
+    """`lock_order` for many orders at once, in id order (the one lock order), with their lines, addresses
+    and parcels: what a batch of steps is about to lock and read, in four statements instead of four for
+    each order. Orders already locked in this transaction, or gone, are left out."""
+    locked: dict[int, Order] = session.info.setdefault(_LOCKED_ORDERS, {})
+    wanted = sorted(set(order_ids) - set(locked))
+    if not wanted:
+        return
+    orders = session.execute(
+        select(Order).where(Order.id.in_(wanted)).order_by(Order.id).with_for_update()
+        .options(selectinload(Order.line_items), selectinload(Order.addresses), selectinload(Order.shipments))
+        .execution_options(populate_existing=True)).scalars().all()
+    locked.update((order.id, order) for order in orders)
 
 
 @event.listens_for(Session, "after_transaction_end")
