@@ -7,9 +7,10 @@ a lock, a commit and an RQ job per batch instead of per order, and one row's fai
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy import bindparam, event, inspect, or_, select, update
@@ -264,7 +265,8 @@ def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], batch: _Bat
         rows = session.execute(_LOCK_ROWS, {"outbox_ids": outbox_ids}).scalars().all()
         prepare = spec_for(batch.claimed[outbox_ids[0]].job).prepare
         if prepare is not None:
-            prepare(session, [row.payload for row in rows[:batch.rows_per_transaction] if row.status == "pending"])
+            _prepare(session, prepare, [row.payload for row in rows[:batch.rows_per_transaction]
+                                        if row.status == "pending"])
         for row in rows:
             if attempted and (time.monotonic() - started > TRANSACTION_SECONDS
                               or len(attempted) >= batch.rows_per_transaction
@@ -283,6 +285,17 @@ def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], batch: _Bat
     batch.outcome.results.update(dict.fromkeys(done, "done"))
     batch.outcome.next_steps.extend(next_steps)
     return left
+
+
+def _prepare(session: Session, prepare: Callable[[Session, Sequence[dict[str, Any]]], None],
+             payloads: Sequence[dict[str, Any]]) -> None:
+    """Lock and read what the batch's rows will (JobSpec.prepare), in a savepoint: if that fails (a deadlock
+    with another batch), each row locks what it needs itself, as a row of its own would."""
+    try:
+        with session.begin_nested():
+            prepare(session, payloads)
+    except Exception as error:
+        log.warning("job.prepare_failed", error=f"{type(error).__name__}: {error}"[:500])
 
 
 # The session's identity map holds objects weakly: what a row loaded (the shop, its locations) would be gone

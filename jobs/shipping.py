@@ -24,10 +24,13 @@ def auto_pick_pack(ctx: JobContext) -> None:
 
 
 def lock_orders_of_shipments(session: Session, payloads: Sequence[dict[str, Any]]) -> None:
-    """Before a batch of steps that take a `shipment_id`: the parcels' orders locked and read together, the
-    order before its parcel as every step takes them."""
+    """Before a batch of steps that take a `shipment_id`: the parcels locked, then their orders (read with
+    their lines, addresses and parcels), each in id order. A parcel before its order, as a void and a
+    tracking update take them: the other way round, the two would wait on each other."""
     ids = [p["shipment_id"] for p in payloads if isinstance(p.get("shipment_id"), int)]
-    actions.lock_orders(session, session.execute(select(Shipment.order_id).where(Shipment.id.in_(ids))).scalars())
+    order_ids = session.execute(select(Shipment.order_id).where(Shipment.id.in_(ids)).order_by(Shipment.id)
+                                .with_for_update()).scalars().all()
+    actions.lock_orders(session, order_ids)
 
 
 def _order_of(ctx: JobContext, shipment_id: int) -> int | None:

@@ -277,3 +277,20 @@ def test_a_batch_prepares_once_for_all_its_rows_before_the_first_runs(runtime: R
     ask_in_one_transaction(runtime, shop_ids)
     assert run_jobs()
     assert happened == [("prepare", shop_ids), *(("run", shop_id) for shop_id in shop_ids)]
+
+
+def test_when_preparing_fails_each_row_still_runs_with_one_attempt(runtime: Runtime, run_jobs: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def deadlocked(session: Any, payloads: Any) -> None:
+        session.execute(select(Shop.id).limit(1))
+        raise OperationalError("SELECT … FOR UPDATE", {}, Exception("deadlock detected"))
+
+    seen: list[Any] = []
+    monkeypatch.setitem(job_registry.JOBS, JOB, job_registry.JobSpec(
+        rename(seen), QueueName.FULFILMENT, batch=3, prepare=deadlocked))
+    shop_ids = shops(runtime, 3)
+    ids = ask_in_one_transaction(runtime, shop_ids)
+    assert run_jobs()
+    after = rows(runtime, ids)
+    assert [(after[i].status, after[i].attempts) for i in ids] == [("done", 1)] * 3
+    assert len({id(session) for _, session in seen}) == 1, "in the batch's one transaction, as without it"
