@@ -34,13 +34,13 @@ import structlog
 from sqlalchemy import and_, event, exists, func, inspect, or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, SessionTransaction, contains_eager
+from sqlalchemy.orm import Session, contains_eager
 
 from app import outbox
 from app.models import Allocation, LineItem, Location, Order, OutboxEvent, StockLevel
 from app.orders.errors import OrderError
 from app.orders.statuses import OrderStatus
-from app.store import once_per_transaction, utcnow
+from app.store import once_per_transaction, transaction_info, utcnow
 
 log = structlog.get_logger("orderline.stock")
 
@@ -808,7 +808,7 @@ def ship_allocations(session: Session, allocations: Sequence[Allocation]) -> Non
     for allocation in live:
         allocation.status = AllocationStatus.SHIPPED.value
         allocation.updated_at = now
-    session.info.setdefault(_SHIPPED_KEY, []).extend(live)
+    transaction_info(session).setdefault(_SHIPPED_KEY, []).extend(live)
 
 
 # Shipping lowers `on_hand` and `reserved` by the same units, so what allocation may promise (on_hand −
@@ -820,7 +820,7 @@ def ship_allocations(session: Session, allocations: Sequence[Allocation]) -> Non
 def _take_shipped_units_off_the_shelf(session: Session) -> None:
     if session.in_nested_transaction():
         return
-    shipped: list[Allocation] = session.info.pop(_SHIPPED_KEY, [])
+    shipped: list[Allocation] = transaction_info(session).pop(_SHIPPED_KEY, [])
     units: dict[tuple[str, int], int] = defaultdict(int)
     # One shipped in a savepoint that was rolled back is expired, and reads its stored status again.
     for allocation in dict.fromkeys(shipped):
@@ -834,12 +834,6 @@ def _take_shipped_units_off_the_shelf(session: Session) -> None:
         levels[key].on_hand = StockLevel.on_hand - quantity
         levels[key].reserved = StockLevel.reserved - quantity
         levels[key].updated_at = now
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_shipped(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_SHIPPED_KEY, None)
 
 
 # --- stock arriving: waiting orders get it, oldest first ------------------------------------------------

@@ -180,22 +180,29 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-# --- reference data read once per transaction ------------------------------------------------------------
+# --- what a transaction keeps until it ends --------------------------------------------------------------
 
-_MEMO_KEY = "orderline.transaction_memo"
+_TRANSACTION_KEY = "orderline.transaction"
 T = TypeVar("T")
+
+
+def transaction_info(session: Session) -> dict[str, Any]:
+    """`session.info` for the current transaction only: emptied when it commits or rolls back (not when a
+    savepoint ends). For what a transaction has locked, read once, or still owes before its commit."""
+    info: dict[str, Any] = session.info.setdefault(_TRANSACTION_KEY, {})
+    return info
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_transaction_info(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_TRANSACTION_KEY, None)
 
 
 def once_per_transaction(session: Session, key: str, read: Callable[[], T]) -> T:
     """`read()` the first time this transaction asks for `key`, the same answer after: reference data that
     every order of a batch asks for (the shop's home country, whether any location is active)."""
-    memo: dict[str, Any] = session.info.setdefault(_MEMO_KEY, {})
+    memo: dict[str, Any] = transaction_info(session).setdefault("once", {})
     if key not in memo:
         memo[key] = read()
     return cast(T, memo[key])
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_memo(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_MEMO_KEY, None)

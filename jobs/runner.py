@@ -7,6 +7,7 @@ a lock, a commit and an RQ job per batch instead of per order, and one row's fai
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +25,7 @@ from app.failures import Busy
 from app.models import OutboxEvent
 from app.requestctx import bind_request_id, clear_request_id
 from app.runtime import Runtime
-from app.store import Database, utcnow
+from app.store import Database, transaction_info, utcnow
 from jobs import relay
 from jobs.context import JobContext
 from jobs.queues import QueueName
@@ -74,9 +75,9 @@ INLINE_MAX_SECONDS = 60.0
 # that asked for them, as nobody else can see their rows before it commits. An order's triage and allocation
 # are one transaction instead of two pairs. At most this many for each row the transaction ran.
 LOCAL_MAX_STEPS = 8
-# A batch commits after this long and goes on in a new transaction: the orders it has locked wait no longer
-# than this for staff, whatever the providers it calls take. Ten sandbox labels take a fraction of it; an
-# EasyPost label (around half a second) takes a transaction of its own.
+# Once a batch has run this long it commits before its next row and goes on in a new transaction: the orders
+# it has locked wait for staff no longer than this and one provider call. Ten sandbox labels take a fraction
+# of it; an EasyPost label (around half a second) takes a transaction of its own.
 TRANSACTION_SECONDS = 0.25
 
 
@@ -123,16 +124,14 @@ def _one_kind(steps: list[tuple[int, str]]) -> tuple[list[int], list[tuple[int, 
     """The next round: as many of `steps` as one batch of the first one's kind takes; and the others."""
     kind = steps[0][1]
     group = [outbox_id for outbox_id, job in steps if job == kind][:spec_for(kind).batch]
-    return group, [(outbox_id, job) for outbox_id, job in steps if outbox_id not in group]
+    taken = set(group)
+    return group, [(outbox_id, job) for outbox_id, job in steps if outbox_id not in taken]
 
 
 def _summary(results: Sequence[str]) -> str:
     if len(results) == 1:
         return results[0]
-    counts: dict[str, int] = {}
-    for result in results:
-        counts[result] = counts.get(result, 0) + 1
-    return ", ".join(f"{n} {result}" for result, n in counts.items())
+    return ", ".join(f"{n} {result}" for result, n in Counter(results).items())
 
 
 def _claim(db: Database, outbox_ids: list[int]) -> dict[int, _Claim]:
@@ -261,7 +260,7 @@ def _run_in_one_transaction(runtime: Runtime, outbox_ids: list[int], batch: _Bat
     done: list[int] = []
     with runtime.db.session() as session:
         if spec_for(batch.claimed[outbox_ids[0]].job).batch > 1:
-            session.info[_KEPT] = []
+            transaction_info(session)[_KEPT] = []
         rows = session.execute(_LOCK_ROWS, {"outbox_ids": outbox_ids}).scalars().all()
         prepare = spec_for(batch.claimed[outbox_ids[0]].job).prepare
         if prepare is not None:
@@ -305,7 +304,7 @@ _KEPT = "orderline.batch_kept"
 
 @event.listens_for(Session, "loaded_as_persistent")
 def _keep_for_the_batch(session: Session, instance: object) -> None:
-    kept = session.info.get(_KEPT)
+    kept = transaction_info(session).get(_KEPT)
     if kept is not None:
         kept.append(instance)
 

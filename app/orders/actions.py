@@ -26,7 +26,7 @@ from app.orders.errors import Conflict, Forbidden, IllegalTransition, InvalidOrd
 from app.orders.statuses import CANCELLABLE, OrderStatus, can_transition
 from app.orders.types import Actor, ActorKind, NewAddress, NewOrder, NewRefund, Role
 from app.requestctx import current_request_id
-from app.store import all_or_nothing, once_per_transaction, utcnow
+from app.store import all_or_nothing, once_per_transaction, transaction_info, utcnow
 
 
 def record_event(
@@ -67,7 +67,7 @@ def lock_order(session: Session, order_id: int) -> Order:
     it locked and current already, as nobody else can have changed it."""
     # Kept here, not just in the session's identity map: that map holds objects weakly, and an order
     # nobody refers to between two steps would be read again, with its shop, lines and addresses.
-    locked: dict[int, Order] = session.info.setdefault(_LOCKED_ORDERS, {})
+    locked: dict[int, Order] = transaction_info(session).setdefault(_LOCKED_ORDERS, {})
     if order_id in locked:
         return locked[order_id]
     order = session.execute(select(Order).where(Order.id == order_id).with_for_update()
@@ -82,7 +82,7 @@ def lock_orders(session: Session, order_ids: Iterable[int]) -> None:
     """`lock_order` for many orders at once, in id order (the one lock order), with their lines, addresses
     and parcels: what a batch of steps is about to lock and read, in four statements instead of four for
     each order. Orders already locked in this transaction, or gone, are left out."""
-    locked: dict[int, Order] = session.info.setdefault(_LOCKED_ORDERS, {})
+    locked: dict[int, Order] = transaction_info(session).setdefault(_LOCKED_ORDERS, {})
     wanted = sorted(set(order_ids) - set(locked))
     if not wanted:
         return
@@ -93,18 +93,13 @@ def lock_orders(session: Session, order_ids: Iterable[int]) -> None:
     locked.update((order.id, order) for order in orders)
 
 
-@event.listens_for(Session, "after_transaction_end")
-def _forget_locked_orders(session: Session, transaction: SessionTransaction) -> None:
-    # At the transaction's end; not when a savepoint is released (its locks pass to the transaction: a batch's
-    # triage and the allocation after it run in two savepoints) nor at the marker every flush opens.
-    if transaction.parent is None:
-        session.info.pop(_LOCKED_ORDERS, None)
-
-
+# Forgotten with the transaction (store.transaction_info), and when a savepoint is rolled back: PostgreSQL
+# gives up the locks taken in it. Kept when one is released: its locks pass to the transaction (a batch's
+# triage and the allocation after it run in two savepoints).
 @event.listens_for(Session, "after_soft_rollback")
 def _forget_locked_orders_after_rollback(session: Session, previous: SessionTransaction) -> None:
-    if previous.nested:  # PostgreSQL gives up the locks taken in a savepoint that is rolled back
-        session.info.pop(_LOCKED_ORDERS, None)
+    if previous.nested:
+        transaction_info(session).pop(_LOCKED_ORDERS, None)
 
 
 def _flush(session: Session, order: Order) -> None:
